@@ -1,0 +1,149 @@
+//! `gatekeeper check`: measure every kernel × shape and judge it against the baselines.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use super::{measure_all, run_settings};
+use crate::atomic;
+use crate::baseline::{self, BaselineSet, Source};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::exit;
+use crate::git::Repo;
+use crate::measure::{CommandHarness, Harness};
+use crate::plan::{self, Selection};
+use crate::record::{self, BaselineLookup, PassFail, RunRecord, ShapeResult};
+use crate::report::{Exporter, JUnit, Json, Markdown, Terminal};
+
+#[derive(Debug, Clone, Default)]
+pub struct CheckOptions {
+    pub config: PathBuf,
+    /// Read baselines from this ref's tree instead of the working tree.
+    pub against: Option<String>,
+    pub selection: Selection,
+    pub json: Option<PathBuf>,
+    pub junit: Option<PathBuf>,
+    pub markdown: Option<PathBuf>,
+}
+
+pub fn run(options: &CheckOptions) -> Result<u8> {
+    let started = Instant::now();
+    let started_at = chrono::Utc::now();
+    let config = Config::load(&options.config)?;
+    let jobs = plan::plan(&config, &options.selection)?;
+    let repo = Repo::discover(&config.root)?;
+    let head = repo.as_ref().map(Repo::head_state).transpose()?;
+    let source = baseline_source(&config, repo, options.against.as_deref())?;
+    let mut kernels: Vec<&str> = jobs.iter().map(|job| job.kernel.name.as_str()).collect();
+    kernels.dedup();
+    let baselines = BaselineSet::load(&source, kernels)?;
+
+    let harness = CommandHarness {
+        workdir: config.root.clone(),
+    };
+    let outcomes = measure_all(&jobs, &harness as &dyn Harness, &run_settings(&config));
+
+    let results: Vec<ShapeResult> = jobs
+        .iter()
+        .zip(&outcomes)
+        .map(|(job, outcome)| {
+            ShapeResult::judge(
+                &job.kernel.name,
+                job.shape,
+                outcome,
+                |device| {
+                    let slug = baseline::device_slug(device);
+                    match baselines.shape(&slug, &job.kernel.name, job.shape) {
+                        Ok(found) => BaselineLookup::Found {
+                            samples_us: &found.samples_us,
+                            commit: found.provenance.commit.as_deref(),
+                        },
+                        Err(why) => BaselineLookup::Missing(why),
+                    }
+                },
+                &config.gate,
+            )
+        })
+        .collect();
+    let kernel_results = record::decide_kernels(&results, &config.gate);
+    let passed = kernel_results.iter().all(|k| k.verdict.passed());
+    let run = RunRecord {
+        format: record::FORMAT,
+        gatekeeper_version: env!("CARGO_PKG_VERSION").to_string(),
+        started_at: started_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        duration_s: started.elapsed().as_secs_f64(),
+        config: config.path.display().to_string(),
+        commit: head.as_ref().and_then(|h| h.commit.clone()),
+        dirty: head.as_ref().map(|h| h.dirty),
+        baselines_from: source.describe(),
+        gate: config.gate.clone(),
+        timing: config.timing.clone(),
+        verdict: PassFail::from_passed(passed),
+        kernels: kernel_results,
+        results,
+    };
+
+    let record_path = save_run_record(&config, &run, &started_at)?;
+    for (path, exporter) in [
+        (&options.json, &Json as &dyn Exporter),
+        (&options.junit, &JUnit),
+        (&options.markdown, &Markdown),
+    ] {
+        if let Some(path) = path {
+            write_report(path, &exporter.render(&run))?;
+        }
+    }
+    print!("{}", Terminal.render(&run));
+    println!("run record: {}", record_path.display());
+    Ok(if passed {
+        exit::PASS
+    } else {
+        exit::GATE_FAILED
+    })
+}
+
+fn baseline_source(config: &Config, repo: Option<Repo>, against: Option<&str>) -> Result<Source> {
+    let Some(reference) = against else {
+        return Ok(Source::WorkTree {
+            dir: config.baselines_dir(),
+        });
+    };
+    let Some(repo) = repo else {
+        return Err(Error::Git(format!(
+            "--against {reference}: {} is not inside a git repository",
+            config.root.display()
+        )));
+    };
+    let resolved = repo.resolve(reference)?;
+    let dir = repo.relative(&config.root)?.join("baselines");
+    Ok(Source::Git {
+        repo,
+        resolved,
+        dir,
+    })
+}
+
+fn save_run_record(
+    config: &Config,
+    run: &RunRecord,
+    started_at: &chrono::DateTime<chrono::Utc>,
+) -> Result<PathBuf> {
+    let dir = config.runs_dir();
+    std::fs::create_dir_all(&dir).map_err(|err| Error::io(&dir, err))?;
+    let commit = run
+        .commit
+        .as_deref()
+        .map(|c| &c[..c.len().min(12)])
+        .unwrap_or("no-commit");
+    let name = format!("{}-{commit}.json", started_at.format("%Y%m%dT%H%M%S%.3fZ"));
+    let path = dir.join(name);
+    atomic::write(&path, Json.render(run).as_bytes())?;
+    Ok(path)
+}
+
+fn write_report(path: &Path, text: &str) -> Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|err| Error::io(parent, err))?;
+    }
+    atomic::write(path, text.as_bytes())
+}

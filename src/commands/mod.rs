@@ -1,0 +1,74 @@
+//! The commands, each a function from typed options to an exit code. They wire the pipeline
+//! together: config → plan → measure → compare → report.
+
+pub mod check;
+pub mod refresh;
+
+use std::io::IsTerminal;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::config::Config;
+use crate::measure::{Harness, Outcome, RunSettings};
+use crate::plan::Job;
+use crate::report::format_us;
+
+fn run_settings(config: &Config) -> RunSettings {
+    RunSettings {
+        warmup: config.timing.warmup,
+        samples: config.timing.samples,
+        seed: config.timing.seed,
+    }
+}
+
+/// Measures every job in order. On a terminal a progress bar shows on stderr; in a CI log,
+/// where a bar would be noise, each job gets one line instead.
+fn measure_all(jobs: &[Job], harness: &dyn Harness, settings: &RunSettings) -> Vec<Outcome> {
+    let interactive = std::io::stderr().is_terminal();
+    let bar = if interactive {
+        let bar =
+            ProgressBar::with_draw_target(Some(jobs.len() as u64), ProgressDrawTarget::stderr());
+        if let Ok(style) =
+            ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
+        {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    for (index, job) in jobs.iter().enumerate() {
+        let label = format!("{}/{}", job.kernel.name, job.shape);
+        bar.set_message(label.clone());
+        let outcome = harness.measure(job, settings);
+        if !interactive {
+            eprintln!(
+                "[{}/{}] {label}: {}",
+                index + 1,
+                jobs.len(),
+                describe(&outcome)
+            );
+        }
+        bar.inc(1);
+        outcomes.push(outcome);
+    }
+    bar.finish_and_clear();
+    outcomes
+}
+
+fn describe(outcome: &Outcome) -> String {
+    match outcome {
+        Err(failure) => format!("error: {}", failure.message),
+        Ok(m) if m.correct == Some(false) => "incorrect".to_string(),
+        Ok(m) => {
+            let mut sorted = m.samples_us.clone();
+            sorted.sort_by(f64::total_cmp);
+            format!(
+                "median {} µs over {} samples",
+                format_us(sorted[sorted.len() / 2]),
+                sorted.len()
+            )
+        }
+    }
+}

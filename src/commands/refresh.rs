@@ -1,0 +1,168 @@
+//! `gatekeeper baseline refresh`: measure and write `baselines/<device>/<kernel>.json`.
+//!
+//! A kernel with any incorrect or errored shape gets no new baseline at all: wrong or broken
+//! code is never timed into the reference. Shapes not measured this time keep their old
+//! samples, so `--shapes` refreshes part of a file without losing the rest.
+
+use std::path::PathBuf;
+
+use indexmap::IndexMap;
+
+use super::{measure_all, run_settings};
+use crate::baseline::{self, BaselineFile, BaselineSet, Provenance, ShapeBaseline, Source, FORMAT};
+use crate::config::{Config, KernelSpec};
+use crate::error::Result;
+use crate::exit;
+use crate::git::{HeadState, Repo};
+use crate::measure::{CommandHarness, Harness, Measurement, Outcome};
+use crate::plan::{self, Job, Selection};
+use crate::report::format_us;
+use crate::stats::Summary;
+
+#[derive(Debug, Clone, Default)]
+pub struct RefreshOptions {
+    pub config: PathBuf,
+    pub selection: Selection,
+}
+
+pub fn run(options: &RefreshOptions) -> Result<u8> {
+    let config = Config::load(&options.config)?;
+    let jobs = plan::plan(&config, &options.selection)?;
+    let source = Source::WorkTree {
+        dir: config.baselines_dir(),
+    };
+    let mut kernel_names: Vec<&str> = jobs.iter().map(|job| job.kernel.name.as_str()).collect();
+    kernel_names.dedup();
+    // Read (and so validate) the existing files first: a refresh never overwrites a file it
+    // could not read, and never spends GPU time before finding out.
+    let existing = BaselineSet::load(&source, kernel_names.iter().copied())?;
+    // Provenance is taken before anything is written, so our own writes do not count as dirt.
+    let head = Repo::discover(&config.root)?
+        .map(|repo| repo.head_state())
+        .transpose()?;
+
+    let harness = CommandHarness {
+        workdir: config.root.clone(),
+    };
+    let outcomes = measure_all(&jobs, &harness as &dyn Harness, &run_settings(&config));
+    let date = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+
+    let mut all_written = true;
+    for kernel in &config.kernels {
+        let measured: Vec<(&Job, &Outcome)> = jobs
+            .iter()
+            .zip(&outcomes)
+            .filter(|(job, _)| job.kernel.name == kernel.name)
+            .collect();
+        if measured.is_empty() {
+            continue;
+        }
+        let problems: Vec<String> = measured
+            .iter()
+            .filter_map(|(job, outcome)| match outcome {
+                Err(failure) => Some(format!("{}: error: {}", job.shape, failure.message)),
+                Ok(m) if m.correct == Some(false) => Some(format!("{}: incorrect", job.shape)),
+                Ok(_) => None,
+            })
+            .collect();
+        if !problems.is_empty() {
+            all_written = false;
+            println!(
+                "{}: baseline NOT written ({})",
+                kernel.name,
+                problems.join("; ")
+            );
+            continue;
+        }
+        let stamp = Stamp {
+            head: head.as_ref(),
+            date: &date,
+            config: &config,
+            kernel,
+        };
+        let mut by_device: IndexMap<String, Vec<(&str, &Measurement)>> = IndexMap::new();
+        for (job, outcome) in &measured {
+            if let Ok(measurement) = outcome {
+                by_device
+                    .entry(baseline::device_slug(measurement.device.as_deref()))
+                    .or_default()
+                    .push((job.shape, measurement));
+            }
+        }
+        for (slug, shapes) in by_device {
+            let mut file = existing
+                .get(&slug, &kernel.name)
+                .cloned()
+                .unwrap_or_else(|| BaselineFile {
+                    format: FORMAT,
+                    kernel: kernel.name.clone(),
+                    device: String::new(),
+                    shapes: IndexMap::new(),
+                });
+            for (shape, measurement) in &shapes {
+                file.device = measurement
+                    .device
+                    .clone()
+                    .unwrap_or_else(|| baseline::UNKNOWN_DEVICE.to_string());
+                file.shapes
+                    .insert(shape.to_string(), stamp.shape(shape, measurement));
+                let summary = Summary::of(&measurement.samples_us);
+                println!(
+                    "{}/{shape} on {slug}: median {} µs, mean {} ± {} µs, {} samples",
+                    kernel.name,
+                    format_us(summary.median),
+                    format_us(summary.mean),
+                    format_us(summary.stddev),
+                    summary.n
+                );
+            }
+            let order = |name: &str| {
+                kernel
+                    .shapes
+                    .iter()
+                    .position(|s| s == name)
+                    .unwrap_or(usize::MAX)
+            };
+            file.shapes.sort_by(|a, _, b, _| order(a).cmp(&order(b)));
+            let path = baseline::write(&config.baselines_dir(), &slug, &file)?;
+            println!(
+                "{}: wrote {} ({} of {} shapes refreshed)",
+                kernel.name,
+                path.display(),
+                shapes.len(),
+                file.shapes.len()
+            );
+        }
+    }
+    Ok(if all_written {
+        exit::PASS
+    } else {
+        exit::GATE_FAILED
+    })
+}
+
+/// The provenance shared by every shape written in one refresh.
+struct Stamp<'a> {
+    head: Option<&'a HeadState>,
+    date: &'a str,
+    config: &'a Config,
+    kernel: &'a KernelSpec,
+}
+
+impl Stamp<'_> {
+    fn shape(&self, shape: &str, measurement: &Measurement) -> ShapeBaseline {
+        ShapeBaseline {
+            params: self.config.shapes[shape].clone(),
+            samples_us: measurement.samples_us.clone(),
+            provenance: Provenance {
+                commit: self.head.and_then(|h| h.commit.clone()),
+                dirty: self.head.map(|h| h.dirty),
+                date: self.date.to_string(),
+                gatekeeper_version: env!("CARGO_PKG_VERSION").to_string(),
+                warmup: self.config.timing.warmup,
+                seed: self.config.timing.seed,
+                kernel: self.kernel.clone(),
+            },
+        }
+    }
+}

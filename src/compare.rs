@@ -1,0 +1,246 @@
+//! The decision: a verdict per kernel × shape, then per kernel, then for the run.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::GateSettings;
+use crate::stats::{self, Summary};
+
+/// What happened to one kernel × shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Neither a significant threshold-sized slowdown nor speed-up.
+    Unchanged,
+    /// Significantly faster by more than the threshold.
+    Improved,
+    /// Significantly slower by more than the threshold.
+    Regressed,
+    /// Too noisy to tell a threshold-sized regression from none.
+    Inconclusive,
+    /// Nothing to compare against for this device.
+    NoBaseline,
+    /// The harness said the output is wrong.
+    Incorrect,
+    /// The harness crashed, timed out or broke the protocol.
+    Error,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Unchanged => "unchanged",
+            Verdict::Improved => "improved",
+            Verdict::Regressed => "regressed",
+            Verdict::Inconclusive => "inconclusive",
+            Verdict::NoBaseline => "no_baseline",
+            Verdict::Incorrect => "incorrect",
+            Verdict::Error => "error",
+        }
+    }
+
+    /// Fails its kernel on its own, whatever the other shapes say.
+    pub fn is_fatal(self) -> bool {
+        matches!(self, Verdict::Incorrect | Verdict::Error)
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The timing comparison of one shape against its baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    pub verdict: Verdict,
+    /// candidate mean / baseline mean, after outlier filtering.
+    pub ratio: f64,
+    pub ci_low: f64,
+    pub ci_high: f64,
+    /// One-sided p-value in the direction of the observed change: P(slower) when the ratio is
+    /// above 1, P(faster) otherwise.
+    pub p_value: f64,
+    pub df: f64,
+    pub baseline: Summary,
+    pub candidate: Summary,
+    pub baseline_dropped: usize,
+    pub candidate_dropped: usize,
+}
+
+/// Compares candidate samples with baseline samples under the gate's settings.
+///
+/// Returns `None` when either side has fewer than two samples left after filtering, which the
+/// caller reports as inconclusive.
+pub fn compare(baseline: &[f64], candidate: &[f64], gate: &GateSettings) -> Option<Comparison> {
+    let baseline_kept = stats::tukey_filter(baseline, gate.outlier_fence);
+    let candidate_kept = stats::tukey_filter(candidate, gate.outlier_fence);
+    if baseline_kept.kept.len() < 2 || candidate_kept.kept.len() < 2 {
+        return None;
+    }
+    let baseline_summary = Summary::of(&baseline_kept.kept);
+    let candidate_summary = Summary::of(&candidate_kept.kept);
+    let test = stats::welch(&baseline_summary, &candidate_summary, gate.alpha);
+    let threshold = gate.regression_threshold;
+    let verdict = if test.ratio > 1.0 + threshold && test.p_slower < gate.alpha {
+        Verdict::Regressed
+    } else if test.ratio < 1.0 - threshold && test.p_faster < gate.alpha {
+        Verdict::Improved
+    } else if test.ci_low <= 1.0 && test.ci_high > 1.0 + threshold {
+        // The interval holds both "no change" and "a threshold-sized regression".
+        Verdict::Inconclusive
+    } else {
+        Verdict::Unchanged
+    };
+    Some(Comparison {
+        verdict,
+        ratio: test.ratio,
+        ci_low: test.ci_low,
+        ci_high: test.ci_high,
+        p_value: if test.ratio > 1.0 {
+            test.p_slower
+        } else {
+            test.p_faster
+        },
+        df: test.df,
+        baseline: baseline_summary,
+        candidate: candidate_summary,
+        baseline_dropped: baseline_kept.dropped,
+        candidate_dropped: candidate_kept.dropped,
+    })
+}
+
+/// A kernel's verdict from its shapes' verdicts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KernelDecision {
+    pub passed: bool,
+    pub regressed: usize,
+    pub incorrect: usize,
+    pub errors: usize,
+    /// One line saying why, for the reports.
+    pub reason: String,
+}
+
+/// A kernel fails when any shape is incorrect or errored, or when at least
+/// `min_regressed_shapes` shapes regressed.
+pub fn decide_kernel(verdicts: &[Verdict], gate: &GateSettings) -> KernelDecision {
+    let count = |wanted: Verdict| verdicts.iter().filter(|v| **v == wanted).count();
+    let (regressed, incorrect, errors) = (
+        count(Verdict::Regressed),
+        count(Verdict::Incorrect),
+        count(Verdict::Error),
+    );
+    let too_many_regressions = regressed >= gate.min_regressed_shapes;
+    let passed = incorrect == 0 && errors == 0 && !too_many_regressions;
+    let mut why = Vec::new();
+    if incorrect > 0 {
+        why.push(format!("{} incorrect", shapes(incorrect)));
+    }
+    if errors > 0 {
+        why.push(format!("{} errored", shapes(errors)));
+    }
+    if regressed > 0 {
+        let rule = if too_many_regressions {
+            format!("gate fails at {}", gate.min_regressed_shapes)
+        } else {
+            format!("below the gate's {}", gate.min_regressed_shapes)
+        };
+        why.push(format!("{} regressed ({rule})", shapes(regressed)));
+    }
+    let reason = if why.is_empty() {
+        let judged = verdicts
+            .iter()
+            .filter(|v| **v != Verdict::NoBaseline)
+            .count();
+        if judged == 0 {
+            "no baseline to compare against".to_string()
+        } else {
+            format!("{} judged, none regressed", shapes(judged))
+        }
+    } else {
+        why.join("; ")
+    };
+    KernelDecision {
+        passed,
+        regressed,
+        incorrect,
+        errors,
+        reason,
+    }
+}
+
+fn shapes(n: usize) -> String {
+    if n == 1 {
+        "1 shape".to_string()
+    } else {
+        format!("{n} shapes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn noisy(mean: f64, n: usize, phase: usize) -> Vec<f64> {
+        // Deterministic ±1 % wiggle: enough spread for a t-test, no randomness in unit tests.
+        (0..n)
+            .map(|i| mean * (1.0 + 0.01 * (((i * 7 + phase) % 11) as f64 - 5.0) / 5.0))
+            .collect()
+    }
+
+    #[test]
+    fn verdicts_follow_threshold_and_significance() {
+        let gate = GateSettings::default();
+        let base = noisy(100.0, 50, 0);
+        let verdict = |candidate: Vec<f64>| compare(&base, &candidate, &gate).unwrap().verdict;
+        assert_eq!(verdict(noisy(100.0, 50, 3)), Verdict::Unchanged);
+        assert_eq!(verdict(noisy(115.0, 50, 3)), Verdict::Regressed);
+        assert_eq!(verdict(noisy(85.0, 50, 3)), Verdict::Improved);
+        // Significant but smaller than the threshold: not a regression.
+        assert_eq!(verdict(noisy(105.0, 50, 3)), Verdict::Unchanged);
+    }
+
+    #[test]
+    fn noise_too_large_is_inconclusive() {
+        let gate = GateSettings {
+            outlier_fence: None,
+            ..GateSettings::default()
+        };
+        let base: Vec<f64> = (0..5).map(|i| [60.0, 140.0][i % 2]).collect();
+        let cand: Vec<f64> = (0..5).map(|i| [70.0, 150.0][i % 2]).collect();
+        let comparison = compare(&base, &cand, &gate).unwrap();
+        assert_eq!(comparison.verdict, Verdict::Inconclusive);
+        assert!(comparison.ci_low < 1.0 && comparison.ci_high > 1.1);
+    }
+
+    #[test]
+    fn outliers_are_dropped_and_counted() {
+        let gate = GateSettings::default();
+        let base = noisy(100.0, 50, 0);
+        let mut cand = noisy(100.0, 48, 1);
+        cand.extend([300.0, 250.0]);
+        let comparison = compare(&base, &cand, &gate).unwrap();
+        assert_eq!(comparison.candidate_dropped, 2);
+        assert_eq!(comparison.candidate.n, 48);
+        assert_eq!(comparison.verdict, Verdict::Unchanged);
+    }
+
+    #[test]
+    fn kernel_fails_on_two_regressions_or_any_wrong_shape() {
+        use Verdict::*;
+        let gate = GateSettings::default();
+        assert!(decide_kernel(&[Regressed, Unchanged, Improved], &gate).passed);
+        let two = decide_kernel(&[Regressed, Regressed, Unchanged], &gate);
+        assert!(!two.passed);
+        assert_eq!(two.reason, "2 shapes regressed (gate fails at 2)");
+        assert!(!decide_kernel(&[Incorrect, Unchanged], &gate).passed);
+        assert!(!decide_kernel(&[Error], &gate).passed);
+        assert!(decide_kernel(&[NoBaseline, Inconclusive], &gate).passed);
+        assert_eq!(
+            decide_kernel(&[NoBaseline], &gate).reason,
+            "no baseline to compare against"
+        );
+    }
+}

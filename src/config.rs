@@ -1,0 +1,569 @@
+//! `gates.yaml`, schema version 1: what to run, on which shapes, and how to judge it.
+//!
+//! Loading happens in two passes, as nextest does: serde parses the document strictly (unknown
+//! keys and wrong types are errors that carry the key path and line), then a semantic pass checks
+//! ranges and cross-references and collects *every* problem before giving up.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The file every command reads unless `--config` names another.
+pub const DEFAULT_CONFIG_FILE: &str = "gates.yaml";
+/// The only schema version this build understands.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A validated configuration. Only [`Config::load`] and [`Config::from_yaml`] make one.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// The folder that holds it: harnesses run here, and `baselines/` and `runs/` live here.
+    pub root: PathBuf,
+    pub gate: GateSettings,
+    pub timing: TimingSettings,
+    pub shapes: IndexMap<String, Params>,
+    pub kernels: Vec<KernelSpec>,
+}
+
+/// How a candidate is judged against its baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateSettings {
+    /// Relative slowdown of the (outlier-filtered) mean that counts as a regression.
+    #[serde(default = "defaults::regression_threshold")]
+    pub regression_threshold: f64,
+    /// A kernel fails when at least this many of its shapes regress.
+    #[serde(default = "defaults::min_regressed_shapes")]
+    pub min_regressed_shapes: usize,
+    /// One-sided significance level of Welch's t-test.
+    #[serde(default = "defaults::alpha")]
+    pub alpha: f64,
+    /// Tukey fence multiplier k: samples outside [Q1 - k·IQR, Q3 + k·IQR] are dropped before the
+    /// test. `null` keeps every sample.
+    #[serde(default = "defaults::outlier_fence")]
+    pub outlier_fence: Option<f64>,
+}
+
+impl Default for GateSettings {
+    fn default() -> Self {
+        GateSettings {
+            regression_threshold: defaults::regression_threshold(),
+            min_regressed_shapes: defaults::min_regressed_shapes(),
+            alpha: defaults::alpha(),
+            outlier_fence: defaults::outlier_fence(),
+        }
+    }
+}
+
+/// How many samples to take.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimingSettings {
+    #[serde(default = "defaults::warmup")]
+    pub warmup: u64,
+    #[serde(default = "defaults::samples")]
+    pub samples: u64,
+    /// Seed for input generation, passed to harnesses as `GATEKEEPER_SEED`.
+    #[serde(default = "defaults::seed")]
+    pub seed: u64,
+}
+
+impl Default for TimingSettings {
+    fn default() -> Self {
+        TimingSettings {
+            warmup: defaults::warmup(),
+            samples: defaults::samples(),
+            seed: defaults::seed(),
+        }
+    }
+}
+
+/// A shape's parameters, in the order the file lists them.
+pub type Params = IndexMap<String, ParamValue>;
+
+/// A shape parameter: harnesses receive these as a JSON object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ParamValue {
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Text(String),
+}
+
+impl fmt::Display for ParamValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParamValue::Int(v) => write!(f, "{v}"),
+            ParamValue::Float(v) => write!(f, "{v}"),
+            ParamValue::Bool(v) => write!(f, "{v}"),
+            ParamValue::Text(v) => write!(f, "{v}"),
+        }
+    }
+}
+
+/// One kernel to gate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KernelSpec {
+    pub name: String,
+    /// The command harness: argv of a program that times the kernel (see the README).
+    pub command: Vec<String>,
+    /// Names of entries in the top-level `shapes`.
+    pub shapes: Vec<String>,
+    /// Seconds one harness run may take before it is killed and the shape becomes `error`.
+    #[serde(default = "defaults::timeout_s")]
+    pub timeout_s: f64,
+    /// Extra environment variables for the harness.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub env: IndexMap<String, String>,
+}
+
+mod defaults {
+    pub fn regression_threshold() -> f64 {
+        0.10
+    }
+    pub fn min_regressed_shapes() -> usize {
+        2
+    }
+    pub fn alpha() -> f64 {
+        0.05
+    }
+    pub fn outlier_fence() -> Option<f64> {
+        Some(1.5)
+    }
+    pub fn warmup() -> u64 {
+        10
+    }
+    pub fn samples() -> u64 {
+        50
+    }
+    pub fn seed() -> u64 {
+        42
+    }
+    pub fn timeout_s() -> f64 {
+        600.0
+    }
+}
+
+/// The document exactly as written, before semantic checks.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    version: u32,
+    #[serde(default)]
+    gate: GateSettings,
+    #[serde(default)]
+    timing: TimingSettings,
+    shapes: IndexMap<String, Params>,
+    kernels: Vec<KernelSpec>,
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => Error::Usage(format!(
+                "{}: no such file (run gatekeeper next to a {DEFAULT_CONFIG_FILE}, or pass --config PATH)",
+                path.display()
+            )),
+            _ => Error::io(path, source),
+        })?;
+        Config::from_yaml(&text, path)
+    }
+
+    /// Parses and validates `text` as if it had been read from `path`.
+    pub fn from_yaml(text: &str, path: &Path) -> Result<Config> {
+        let invalid = |problems: Vec<String>| Error::Config {
+            path: path.to_path_buf(),
+            problems,
+        };
+        let raw = parse(text).map_err(|problem| invalid(vec![problem]))?;
+        let problems = validate(&raw);
+        if !problems.is_empty() {
+            return Err(invalid(problems));
+        }
+        let root = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        Ok(Config {
+            path: path.to_path_buf(),
+            root,
+            gate: raw.gate,
+            timing: raw.timing,
+            shapes: raw.shapes,
+            kernels: raw.kernels,
+        })
+    }
+
+    pub fn kernel(&self, name: &str) -> Option<&KernelSpec> {
+        self.kernels.iter().find(|kernel| kernel.name == name)
+    }
+
+    /// Where baselines live in the working tree.
+    pub fn baselines_dir(&self) -> PathBuf {
+        self.root.join("baselines")
+    }
+
+    /// Where run records go.
+    pub fn runs_dir(&self) -> PathBuf {
+        self.root.join("runs")
+    }
+}
+
+/// Strict parse: the message names the key path and, where serde_yaml knows it, the line.
+fn parse(text: &str) -> std::result::Result<RawConfig, String> {
+    let deserializer = serde_yaml::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(deserializer).map_err(|err| {
+        let key = err.path().to_string();
+        let inner = err.inner();
+        let location = inner
+            .location()
+            .map(|at| format!("line {}: ", at.line()))
+            .unwrap_or_default();
+        // serde_yaml appends " at line L column C" itself; we already led with the line.
+        let message = inner.to_string();
+        let message = match message.find(" at line ") {
+            Some(cut) if inner.location().is_some() => message[..cut].to_string(),
+            _ => message,
+        };
+        if key == "." || key.is_empty() {
+            format!("{location}{message}")
+        } else {
+            format!("{location}`{key}`: {message}")
+        }
+    })
+}
+
+/// Semantic checks: every problem, each naming its key path.
+fn validate(raw: &RawConfig) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut problem = |key: &str, message: String| problems.push(format!("`{key}`: {message}"));
+
+    if raw.version != SCHEMA_VERSION {
+        problem(
+            "version",
+            format!(
+                "unsupported schema version {} (this gatekeeper reads version {SCHEMA_VERSION})",
+                raw.version
+            ),
+        );
+    }
+
+    let gate = &raw.gate;
+    if !(gate.regression_threshold > 0.0 && gate.regression_threshold <= 10.0) {
+        problem(
+            "gate.regression_threshold",
+            format!(
+                "must be in (0, 10], got {} (0.10 means 10 % slower)",
+                gate.regression_threshold
+            ),
+        );
+    }
+    if gate.min_regressed_shapes == 0 {
+        problem(
+            "gate.min_regressed_shapes",
+            "must be at least 1".to_string(),
+        );
+    }
+    if !(gate.alpha > 0.0 && gate.alpha <= 0.5) {
+        problem(
+            "gate.alpha",
+            format!("must be in (0, 0.5], got {}", gate.alpha),
+        );
+    }
+    if let Some(fence) = gate.outlier_fence {
+        if !(1.0..=100.0).contains(&fence) {
+            problem(
+                "gate.outlier_fence",
+                format!("must be in [1, 100] or null, got {fence}"),
+            );
+        }
+    }
+
+    let timing = &raw.timing;
+    if timing.warmup > 1_000_000 {
+        problem(
+            "timing.warmup",
+            format!("must be at most 1000000, got {}", timing.warmup),
+        );
+    }
+    if !(5..=1_000_000).contains(&timing.samples) {
+        problem(
+            "timing.samples",
+            format!(
+                "must be in [5, 1000000], got {} (the t-test needs several samples a side)",
+                timing.samples
+            ),
+        );
+    }
+
+    if raw.shapes.is_empty() {
+        problem("shapes", "must name at least one shape".to_string());
+    }
+    for (name, params) in &raw.shapes {
+        if let Err(why) = check_name(name) {
+            problem(&format!("shapes.{name}"), format!("bad shape name: {why}"));
+        }
+        for (param, value) in params {
+            let key = format!("shapes.{name}.{param}");
+            if !is_identifier(param) {
+                problem(
+                    &key,
+                    "parameter names are letters, digits and _, not starting with a digit"
+                        .to_string(),
+                );
+            }
+            if let ParamValue::Float(v) = value {
+                if !v.is_finite() {
+                    problem(&key, format!("must be a finite number, got {v}"));
+                }
+            }
+        }
+    }
+
+    if raw.kernels.is_empty() {
+        problem("kernels", "must list at least one kernel".to_string());
+    }
+    let mut seen = HashSet::new();
+    for (index, kernel) in raw.kernels.iter().enumerate() {
+        let at = |key: &str| format!("kernels[{index}].{key}");
+        if let Err(why) = check_name(&kernel.name) {
+            problem(
+                &at("name"),
+                format!("bad kernel name {:?}: {why}", kernel.name),
+            );
+        } else if !seen.insert(kernel.name.as_str()) {
+            problem(
+                &at("name"),
+                format!("duplicate kernel name {:?}", kernel.name),
+            );
+        }
+        match kernel.command.first() {
+            None => problem(&at("command"), "must not be empty".to_string()),
+            Some(program) if program.trim().is_empty() => problem(
+                &at("command[0]"),
+                "the program must not be blank".to_string(),
+            ),
+            Some(_) => {}
+        }
+        if kernel.shapes.is_empty() {
+            problem(&at("shapes"), "must name at least one shape".to_string());
+        }
+        let mut kernel_shapes = HashSet::new();
+        for (shape_index, shape) in kernel.shapes.iter().enumerate() {
+            let key = at(&format!("shapes[{shape_index}]"));
+            if !raw.shapes.contains_key(shape) {
+                let known: Vec<&str> = raw.shapes.keys().map(String::as_str).collect();
+                problem(
+                    &key,
+                    format!(
+                        "unknown shape {shape:?} (shapes defined: {})",
+                        known.join(", ")
+                    ),
+                );
+            } else if !kernel_shapes.insert(shape.as_str()) {
+                problem(&key, format!("shape {shape:?} listed twice"));
+            }
+        }
+        if !(kernel.timeout_s > 0.0 && kernel.timeout_s <= 86_400.0) {
+            problem(
+                &at("timeout_s"),
+                format!("must be in (0, 86400] seconds, got {}", kernel.timeout_s),
+            );
+        }
+        for name in kernel.env.keys() {
+            if !is_identifier(name) {
+                problem(
+                    &at(&format!("env.{name}")),
+                    "environment variable names are letters, digits and _".to_string(),
+                );
+            }
+        }
+    }
+    problems
+}
+
+/// Kernel and shape names become file names and report keys, so they are kept plain.
+fn check_name(name: &str) -> std::result::Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("must not be empty");
+    }
+    if name.len() > 100 {
+        return Err("must be at most 100 characters");
+    }
+    if name.starts_with('.') || name.starts_with('-') {
+        return Err("must not start with '.' or '-'");
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    {
+        return Err("use letters, digits, '_', '-' and '.' only");
+    }
+    Ok(())
+}
+
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VALID: &str = r#"
+version: 1
+gate:
+  regression_threshold: 0.10
+  min_regressed_shapes: 2
+  alpha: 0.05
+timing: {warmup: 10, samples: 50}
+shapes:
+  mission: {B: 2, H: 16, S: 1024, D: 64}
+  small: {B: 1, H: 8, S: 256, D: 64, dtype: fp16}
+kernels:
+  - name: my_kernel
+    command: ["python3", "bench/my_kernel.py"]
+    shapes: [mission, small]
+"#;
+
+    fn load(text: &str) -> Result<Config> {
+        Config::from_yaml(text, Path::new("gates.yaml"))
+    }
+
+    fn problems(text: &str) -> Vec<String> {
+        match load(text) {
+            Err(Error::Config { problems, .. }) => problems,
+            other => panic!("expected a config error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn valid_config_loads_with_order_kept() {
+        let config = load(VALID).unwrap();
+        assert_eq!(config.kernels[0].name, "my_kernel");
+        assert_eq!(config.kernels[0].timeout_s, 600.0);
+        let keys: Vec<&String> = config.shapes["mission"].keys().collect();
+        assert_eq!(keys, ["B", "H", "S", "D"]);
+        assert_eq!(
+            config.shapes["small"]["dtype"],
+            ParamValue::Text("fp16".into())
+        );
+        assert_eq!(config.gate.outlier_fence, Some(1.5));
+        assert_eq!(config.timing.seed, 42);
+        assert_eq!(config.root, PathBuf::from("."));
+    }
+
+    #[test]
+    fn defaults_fill_missing_sections() {
+        let config = load(
+            "version: 1\nshapes: {s: {N: 1}}\nkernels: [{name: k, command: [x], shapes: [s]}]\n",
+        )
+        .unwrap();
+        assert_eq!(config.gate, GateSettings::default());
+        assert_eq!(config.timing, TimingSettings::default());
+    }
+
+    #[test]
+    fn unknown_key_names_path_and_line() {
+        let text = VALID.replace(
+            "    shapes: [mission, small]",
+            "    shapes: [mission]\n    shpes: [x]",
+        );
+        let problems = problems(&text);
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].contains("line 15"), "{problems:?}");
+        assert!(problems[0].contains("kernels[0]"), "{problems:?}");
+        assert!(
+            problems[0].contains("unknown field `shpes`"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn wrong_type_names_key() {
+        let text = VALID.replace("samples: 50", "samples: many");
+        let problems = problems(&text);
+        assert!(problems[0].contains("`timing.samples`"), "{problems:?}");
+        assert!(problems[0].contains("line 7"), "{problems:?}");
+    }
+
+    #[test]
+    fn semantic_problems_are_all_collected() {
+        let text = r#"
+version: 2
+gate: {regression_threshold: -1, min_regressed_shapes: 0, alpha: 0.9}
+timing: {samples: 1}
+shapes:
+  mission: {B: 2}
+kernels:
+  - name: a
+    command: []
+    shapes: [mission, nope, mission]
+    timeout_s: 0
+  - name: a
+    command: [x]
+    shapes: [mission]
+  - name: "../escape"
+    command: [x]
+    shapes: []
+"#;
+        let problems = problems(text);
+        let expect = [
+            "`version`: unsupported schema version 2",
+            "`gate.regression_threshold`",
+            "`gate.min_regressed_shapes`",
+            "`gate.alpha`",
+            "`timing.samples`",
+            "`kernels[0].command`",
+            "`kernels[0].shapes[1]`: unknown shape \"nope\"",
+            "`kernels[0].shapes[2]`: shape \"mission\" listed twice",
+            "`kernels[0].timeout_s`",
+            "`kernels[1].name`: duplicate kernel name",
+            "`kernels[2].name`: bad kernel name",
+            "`kernels[2].shapes`: must name at least one shape",
+        ];
+        for needle in expect {
+            assert!(
+                problems.iter().any(|p| p.starts_with(needle)),
+                "missing {needle:?} in {problems:#?}"
+            );
+        }
+        assert_eq!(problems.len(), expect.len(), "{problems:#?}");
+    }
+
+    #[test]
+    fn malformed_yaml_is_an_error_not_a_panic() {
+        for text in [
+            "",
+            "version: [1",
+            "- just\n- a list",
+            "version: 1\nshapes: {}\n",
+        ] {
+            assert!(!problems(text).is_empty());
+        }
+    }
+
+    #[test]
+    fn null_fence_disables_outlier_filtering() {
+        let text = VALID.replace("alpha: 0.05", "alpha: 0.05\n  outlier_fence: null");
+        assert_eq!(load(&text).unwrap().gate.outlier_fence, None);
+    }
+
+    #[test]
+    fn missing_file_is_a_usage_error_naming_it() {
+        let err = Config::load(Path::new("/nonexistent/gates.yaml")).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/gates.yaml"));
+        assert!(err.to_string().contains("--config"));
+    }
+}

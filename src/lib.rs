@@ -1,0 +1,19 @@
+//! gatekeeper: a CI gate that stops GPU-kernel correctness and performance regressions before
+//! they merge.
+//!
+//! The modules follow the pipeline: [`config`] → [`plan`] → [`measure`] → [`compare`] (with
+//! [`stats`] and the [`baseline`] store) → [`record`] → [`report`]. [`commands`] wires them.
+
+pub mod atomic;
+pub mod baseline;
+pub mod commands;
+pub mod compare;
+pub mod config;
+pub mod error;
+pub mod exit;
+pub mod git;
+pub mod measure;
+pub mod plan;
+pub mod record;
+pub mod report;
+pub mod stats;

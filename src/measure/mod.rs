@@ -1,0 +1,48 @@
+//! Measuring: a harness turns one kernel × shape into timing samples, or into a failure that
+//! the reports explain.
+
+mod command;
+
+pub use command::CommandHarness;
+
+use serde::{Deserialize, Serialize};
+
+use crate::plan::Job;
+
+/// What every harness is told besides the job itself.
+#[derive(Debug, Clone, Copy)]
+pub struct RunSettings {
+    pub warmup: u64,
+    pub samples: u64,
+    pub seed: u64,
+}
+
+/// One kernel × shape, measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Measurement {
+    /// Per-launch times in microseconds, as the harness reported them.
+    pub samples_us: Vec<f64>,
+    /// `None` when the harness does not check correctness.
+    pub correct: Option<bool>,
+    pub max_abs_err: Option<f64>,
+    pub max_rel_err: Option<f64>,
+    /// The device the samples came from; selects the baseline folder.
+    pub device: Option<String>,
+    /// Tail of the harness's stderr, kept for the reports when something looks wrong.
+    pub stderr_tail: String,
+}
+
+/// Why a kernel × shape produced no usable samples.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Failure {
+    pub message: String,
+    pub stderr_tail: String,
+}
+
+pub type Outcome = Result<Measurement, Failure>;
+
+/// Anything that can time a kernel on a shape. Implementations never panic on a misbehaving
+/// kernel: every problem becomes a [`Failure`].
+pub trait Harness {
+    fn measure(&self, job: &Job, settings: &RunSettings) -> Outcome;
+}

@@ -1,0 +1,325 @@
+//! The run record: everything a check decided and why. It is the `--json` report, the file left
+//! under `runs/`, and the one input every other report format renders.
+
+use serde::{Deserialize, Serialize};
+
+use crate::compare::{self, Comparison, KernelDecision, Verdict};
+use crate::config::{GateSettings, TimingSettings};
+use crate::measure::Outcome;
+use crate::stats::{self, Summary};
+
+/// Version of the run record layout.
+pub const FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PassFail {
+    Pass,
+    Fail,
+}
+
+impl PassFail {
+    pub fn from_passed(passed: bool) -> Self {
+        if passed {
+            PassFail::Pass
+        } else {
+            PassFail::Fail
+        }
+    }
+
+    pub fn passed(self) -> bool {
+        self == PassFail::Pass
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub format: u32,
+    pub gatekeeper_version: String,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    pub duration_s: f64,
+    /// The gates.yaml that was read.
+    pub config: String,
+    /// The commit under test and whether the working tree had changes on top of it.
+    pub commit: Option<String>,
+    pub dirty: Option<bool>,
+    /// Where the baselines came from: a ref and its commit, or the working tree.
+    pub baselines_from: String,
+    pub gate: GateSettings,
+    pub timing: TimingSettings,
+    pub verdict: PassFail,
+    pub kernels: Vec<KernelResult>,
+    pub results: Vec<ShapeResult>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KernelResult {
+    pub name: String,
+    pub verdict: PassFail,
+    pub reason: String,
+    pub regressed: usize,
+    pub incorrect: usize,
+    pub errors: usize,
+}
+
+/// One kernel × shape. Statistics are `null` where they do not apply (an error has no samples;
+/// a shape without a baseline has no ratio).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShapeResult {
+    pub kernel: String,
+    pub shape: String,
+    pub verdict: Verdict,
+    pub device: Option<String>,
+    /// candidate mean / baseline mean, after outlier filtering.
+    pub ratio: Option<f64>,
+    /// The (1 - 2α) confidence interval for the ratio.
+    pub ratio_ci: Option<[f64; 2]>,
+    /// One-sided Welch p-value in the direction of the change.
+    pub p_value: Option<f64>,
+    pub baseline_mean_us: Option<f64>,
+    pub candidate_mean_us: Option<f64>,
+    pub baseline_stddev_us: Option<f64>,
+    pub candidate_stddev_us: Option<f64>,
+    pub baseline_median_us: Option<f64>,
+    pub candidate_median_us: Option<f64>,
+    /// Samples the test used, after outlier filtering.
+    pub baseline_n: Option<usize>,
+    pub candidate_n: Option<usize>,
+    /// Samples dropped as outliers.
+    pub baseline_dropped: Option<usize>,
+    pub candidate_dropped: Option<usize>,
+    pub correct: Option<bool>,
+    pub max_abs_err: Option<f64>,
+    pub max_rel_err: Option<f64>,
+    /// Why the verdict is what it is, when that is not obvious (errors, missing baselines).
+    pub message: Option<String>,
+    /// The end of the harness's stderr, for errors and incorrect results.
+    pub stderr_tail: Option<String>,
+    pub baseline_commit: Option<String>,
+    pub baseline_samples_us: Vec<f64>,
+    pub candidate_samples_us: Vec<f64>,
+}
+
+/// What a shape's baseline lookup found.
+pub enum BaselineLookup<'a> {
+    Found {
+        samples_us: &'a [f64],
+        commit: Option<&'a str>,
+    },
+    Missing(String),
+}
+
+impl ShapeResult {
+    fn empty(kernel: &str, shape: &str, verdict: Verdict) -> Self {
+        ShapeResult {
+            kernel: kernel.to_string(),
+            shape: shape.to_string(),
+            verdict,
+            device: None,
+            ratio: None,
+            ratio_ci: None,
+            p_value: None,
+            baseline_mean_us: None,
+            candidate_mean_us: None,
+            baseline_stddev_us: None,
+            candidate_stddev_us: None,
+            baseline_median_us: None,
+            candidate_median_us: None,
+            baseline_n: None,
+            candidate_n: None,
+            baseline_dropped: None,
+            candidate_dropped: None,
+            correct: None,
+            max_abs_err: None,
+            max_rel_err: None,
+            message: None,
+            stderr_tail: None,
+            baseline_commit: None,
+            baseline_samples_us: Vec::new(),
+            candidate_samples_us: Vec::new(),
+        }
+    }
+
+    /// Judges one measured kernel × shape: correctness first, then timing against the baseline.
+    pub fn judge<'b>(
+        kernel: &str,
+        shape: &str,
+        outcome: &Outcome,
+        baseline: impl FnOnce(Option<&str>) -> BaselineLookup<'b>,
+        gate: &GateSettings,
+    ) -> ShapeResult {
+        let measurement = match outcome {
+            Err(failure) => {
+                let mut result = ShapeResult::empty(kernel, shape, Verdict::Error);
+                result.message = Some(failure.message.clone());
+                result.stderr_tail = non_empty(&failure.stderr_tail);
+                return result;
+            }
+            Ok(measurement) => measurement,
+        };
+        let mut result = ShapeResult::empty(kernel, shape, Verdict::Unchanged);
+        result.device = measurement.device.clone();
+        result.correct = measurement.correct;
+        result.max_abs_err = measurement.max_abs_err;
+        result.max_rel_err = measurement.max_rel_err;
+        result.candidate_samples_us = measurement.samples_us.clone();
+        let candidate = stats::tukey_filter(&measurement.samples_us, gate.outlier_fence);
+        result.set_candidate(&Summary::of(&candidate.kept), candidate.dropped);
+
+        if measurement.correct == Some(false) {
+            result.verdict = Verdict::Incorrect;
+            result.message = Some("the harness reported incorrect output".to_string());
+            result.stderr_tail = non_empty(&measurement.stderr_tail);
+            return result;
+        }
+        let (samples, commit) = match baseline(measurement.device.as_deref()) {
+            BaselineLookup::Missing(why) => {
+                result.verdict = Verdict::NoBaseline;
+                result.message = Some(why);
+                return result;
+            }
+            BaselineLookup::Found { samples_us, commit } => (samples_us, commit),
+        };
+        result.baseline_samples_us = samples.to_vec();
+        result.baseline_commit = commit.map(str::to_string);
+        match compare::compare(samples, &measurement.samples_us, gate) {
+            Some(comparison) => result.set_comparison(&comparison),
+            None => {
+                result.verdict = Verdict::Inconclusive;
+                result.message =
+                    Some("fewer than 2 samples a side survived outlier filtering".to_string());
+            }
+        }
+        result
+    }
+
+    fn set_candidate(&mut self, summary: &Summary, dropped: usize) {
+        self.candidate_mean_us = Some(summary.mean);
+        self.candidate_stddev_us = Some(summary.stddev);
+        self.candidate_median_us = Some(summary.median);
+        self.candidate_n = Some(summary.n);
+        self.candidate_dropped = Some(dropped);
+    }
+
+    fn set_comparison(&mut self, comparison: &Comparison) {
+        self.verdict = comparison.verdict;
+        self.ratio = Some(comparison.ratio);
+        self.ratio_ci = Some([comparison.ci_low, comparison.ci_high]);
+        self.p_value = Some(comparison.p_value);
+        self.set_candidate(&comparison.candidate, comparison.candidate_dropped);
+        let baseline = &comparison.baseline;
+        self.baseline_mean_us = Some(baseline.mean);
+        self.baseline_stddev_us = Some(baseline.stddev);
+        self.baseline_median_us = Some(baseline.median);
+        self.baseline_n = Some(baseline.n);
+        self.baseline_dropped = Some(comparison.baseline_dropped);
+    }
+}
+
+fn non_empty(text: &str) -> Option<String> {
+    (!text.trim().is_empty()).then(|| text.to_string())
+}
+
+/// Per-kernel decisions in the order kernels first appear in `results`.
+pub fn decide_kernels(results: &[ShapeResult], gate: &GateSettings) -> Vec<KernelResult> {
+    let mut names: Vec<&str> = Vec::new();
+    for result in results {
+        if !names.contains(&result.kernel.as_str()) {
+            names.push(&result.kernel);
+        }
+    }
+    names
+        .into_iter()
+        .map(|name| {
+            let verdicts: Vec<Verdict> = results
+                .iter()
+                .filter(|r| r.kernel == name)
+                .map(|r| r.verdict)
+                .collect();
+            let KernelDecision {
+                passed,
+                regressed,
+                incorrect,
+                errors,
+                reason,
+            } = compare::decide_kernel(&verdicts, gate);
+            KernelResult {
+                name: name.to_string(),
+                verdict: PassFail::from_passed(passed),
+                reason,
+                regressed,
+                incorrect,
+                errors,
+            }
+        })
+        .collect()
+}
+
+impl RunRecord {
+    pub fn kernel(&self, name: &str) -> Option<&KernelResult> {
+        self.kernels.iter().find(|k| k.name == name)
+    }
+
+    pub fn results_of<'a>(&'a self, kernel: &'a str) -> impl Iterator<Item = &'a ShapeResult> {
+        self.results.iter().filter(move |r| r.kernel == kernel)
+    }
+
+    /// Whether this shape is one of the reasons its kernel failed (and so is a JUnit failure).
+    pub fn fails_its_kernel(&self, result: &ShapeResult) -> bool {
+        let kernel_failed = self
+            .kernel(&result.kernel)
+            .is_some_and(|k| !k.verdict.passed());
+        kernel_failed && (result.verdict.is_fatal() || result.verdict == Verdict::Regressed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::measure::{Failure, Measurement};
+
+    fn measured(samples: Vec<f64>, correct: Option<bool>) -> Outcome {
+        Ok(Measurement {
+            samples_us: samples,
+            correct,
+            max_abs_err: None,
+            max_rel_err: None,
+            device: Some("GPU".into()),
+            stderr_tail: "warn".into(),
+        })
+    }
+
+    #[test]
+    fn judging_order_is_error_incorrect_baseline_timing() {
+        let gate = GateSettings::default();
+        let base: Vec<f64> = (0..20).map(|i| 10.0 + (i % 5) as f64 * 0.1).collect();
+        let found = |_: Option<&str>| BaselineLookup::Found {
+            samples_us: &base,
+            commit: Some("abc"),
+        };
+        let failure: Outcome = Err(Failure {
+            message: "boom".into(),
+            stderr_tail: "trace".into(),
+        });
+        let error = ShapeResult::judge("k", "s", &failure, found, &gate);
+        assert_eq!(error.verdict, Verdict::Error);
+        assert_eq!(error.stderr_tail.as_deref(), Some("trace"));
+
+        let wrong =
+            ShapeResult::judge("k", "s", &measured(base.clone(), Some(false)), found, &gate);
+        assert_eq!(wrong.verdict, Verdict::Incorrect);
+
+        let missing = |device: Option<&str>| BaselineLookup::Missing(format!("none on {device:?}"));
+        let none = ShapeResult::judge("k", "s", &measured(base.clone(), None), missing, &gate);
+        assert_eq!(none.verdict, Verdict::NoBaseline);
+        assert_eq!(none.message.as_deref(), Some("none on Some(\"GPU\")"));
+        assert!(none.candidate_mean_us.is_some() && none.ratio.is_none());
+
+        let slower: Vec<f64> = base.iter().map(|s| s * 1.2).collect();
+        let judged = ShapeResult::judge("k", "s", &measured(slower, Some(true)), found, &gate);
+        assert_eq!(judged.verdict, Verdict::Regressed);
+        assert_eq!(judged.baseline_commit.as_deref(), Some("abc"));
+        assert!((judged.ratio.unwrap() - 1.2).abs() < 1e-9);
+    }
+}

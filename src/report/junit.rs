@@ -1,0 +1,146 @@
+//! JUnit XML for CI test reporters: one testsuite per kernel, one testcase per shape.
+//!
+//! A testcase fails exactly when its shape is a reason its kernel failed the gate, so the
+//! reporter's red and green agree with gatekeeper's exit code: a lone regressed shape under
+//! `min_regressed_shapes` passes, with its numbers in `system-out`.
+
+use junit_report::{Duration, OffsetDateTime, ReportBuilder, TestCase, TestSuiteBuilder};
+
+use super::{describe_gate, format_delta, format_mean, format_p, Exporter};
+use crate::compare::Verdict;
+use crate::record::{RunRecord, ShapeResult};
+
+pub struct JUnit;
+
+impl Exporter for JUnit {
+    fn render(&self, run: &RunRecord) -> String {
+        let timestamp = chrono::DateTime::parse_from_rfc3339(&run.started_at)
+            .ok()
+            .and_then(|at| OffsetDateTime::from_unix_timestamp(at.timestamp()).ok())
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let mut report = ReportBuilder::new();
+        for kernel in &run.kernels {
+            let mut suite = TestSuiteBuilder::new(&kernel.name);
+            suite.set_timestamp(timestamp);
+            suite.set_system_out(&xml_safe(&format!(
+                "{}: {}\n{}",
+                if kernel.verdict.passed() {
+                    "pass"
+                } else {
+                    "fail"
+                },
+                kernel.reason,
+                describe_gate(run)
+            )));
+            for result in run.results_of(&kernel.name) {
+                suite.add_testcase(testcase(run, result));
+            }
+            report.add_testsuite(suite.build());
+        }
+        let mut xml = Vec::new();
+        if let Err(err) = report.build().write_xml(&mut xml) {
+            return format!(
+                "<!-- cannot render JUnit report: {} -->\n",
+                xml_safe(&err.to_string())
+            );
+        }
+        let mut text = String::from_utf8_lossy(&xml).into_owned();
+        text.push('\n');
+        text
+    }
+}
+
+fn testcase(run: &RunRecord, result: &ShapeResult) -> TestCase {
+    let summary = xml_safe(&summarize(result));
+    let name = &result.shape;
+    let mut case = if !run.fails_its_kernel(result) {
+        match result.verdict {
+            Verdict::NoBaseline => TestCase::skipped(name),
+            _ => TestCase::success(name, Duration::ZERO),
+        }
+    } else if result.verdict == Verdict::Error {
+        TestCase::error(name, Duration::ZERO, "error", &summary)
+    } else {
+        TestCase::failure(name, Duration::ZERO, result.verdict.as_str(), &summary)
+    };
+    case.set_classname(&result.kernel);
+    case.set_system_out(&summary);
+    if let Some(tail) = &result.stderr_tail {
+        case.set_system_err(&xml_safe(tail));
+    }
+    case
+}
+
+fn summarize(result: &ShapeResult) -> String {
+    let message = result.message.clone().unwrap_or_default();
+    match result.verdict {
+        Verdict::Error => return format!("error: {message}"),
+        Verdict::Incorrect => {
+            let error =
+                |value: Option<f64>| value.map_or("—".to_string(), |v| format!("{v:.3e}"));
+            return format!(
+                "incorrect: max abs err {}, max rel err {}",
+                error(result.max_abs_err),
+                error(result.max_rel_err)
+            );
+        }
+        _ => {}
+    }
+    let mut lines = vec![format!(
+        "{}: baseline {} µs, candidate {} µs, Δ {}, p {}",
+        result.verdict,
+        format_mean(result.baseline_mean_us, result.baseline_stddev_us),
+        format_mean(result.candidate_mean_us, result.candidate_stddev_us),
+        format_delta(result),
+        format_p(result),
+    )];
+    if let Some(message) = &result.message {
+        lines.push(message.clone());
+    }
+    lines.join("\n")
+}
+
+/// XML 1.0 forbids most control characters (ANSI colour codes from a harness, say), and CDATA
+/// sections cannot contain `]]>`.
+fn xml_safe(text: &str) -> String {
+    text.chars()
+        .filter(|c| !c.is_control() || matches!(c, '\n' | '\t'))
+        .collect::<String>()
+        .replace("]]>", "]] >")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::fixture;
+
+    #[test]
+    fn snapshot() {
+        insta::assert_snapshot!(JUnit.render(&fixture::run()));
+    }
+
+    #[test]
+    fn failures_match_the_gate() {
+        let xml = JUnit.render(&fixture::run());
+        // attention fails on two regressions: two failures. gemm has one regression and passes:
+        // no failures. quantize: one incorrect (failure), one error.
+        assert!(xml.contains(r#"name="attention" package="testsuite/attention" tests="4" errors="0" failures="2""#), "{xml}");
+        assert!(
+            xml.contains(
+                r#"name="gemm" package="testsuite/gemm" tests="3" errors="0" failures="0""#
+            ),
+            "{xml}"
+        );
+        assert!(
+            xml.contains(
+                r#"name="quantize" package="testsuite/quantize" tests="2" errors="1" failures="1""#
+            ),
+            "{xml}"
+        );
+    }
+
+    #[test]
+    fn control_characters_are_removed() {
+        assert_eq!(xml_safe("\u{1b}[31mred\u{1b}[0m]]>\n"), "[31mred[0m]] >\n");
+    }
+}

@@ -1,0 +1,214 @@
+//! Reports: each format renders a [`RunRecord`] behind one small trait, so adding a format
+//! touches one file.
+
+mod json;
+mod junit;
+mod markdown;
+mod terminal;
+
+pub use json::Json;
+pub use junit::JUnit;
+pub use markdown::Markdown;
+pub use terminal::Terminal;
+
+use crate::record::{RunRecord, ShapeResult};
+
+pub trait Exporter {
+    fn render(&self, run: &RunRecord) -> String;
+}
+
+/// Decimals that suit a time of this size: 4 significant digits for typical kernel times.
+fn decimals(us: f64) -> usize {
+    if us >= 1000.0 {
+        0
+    } else if us >= 100.0 {
+        1
+    } else {
+        2
+    }
+}
+
+/// Microseconds with precision that suits their size.
+pub(crate) fn format_us(us: f64) -> String {
+    format!("{us:.*}", decimals(us))
+}
+
+/// `mean ± stddev` of one side (both at the mean's precision), or a dash.
+pub(crate) fn format_mean(mean: Option<f64>, stddev: Option<f64>) -> String {
+    match (mean, stddev) {
+        (Some(mean), Some(stddev)) => {
+            let places = decimals(mean);
+            format!("{mean:.places$} ± {stddev:.places$}")
+        }
+        (Some(mean), None) => format_us(mean),
+        _ => "—".to_string(),
+    }
+}
+
+pub(crate) fn format_delta(result: &ShapeResult) -> String {
+    match result.ratio {
+        Some(ratio) => format!("{:+.1} %", (ratio - 1.0) * 100.0),
+        None => "—".to_string(),
+    }
+}
+
+pub(crate) fn format_p(result: &ShapeResult) -> String {
+    match result.p_value {
+        Some(p) if p < 0.001 => "<0.001".to_string(),
+        Some(p) => format!("{p:.3}"),
+        None => "—".to_string(),
+    }
+}
+
+/// The first 12 characters of a commit id.
+pub(crate) fn short_commit(commit: &str) -> &str {
+    &commit[..commit.len().min(12)]
+}
+
+/// One line of gate settings, shown under every human-readable report.
+pub(crate) fn describe_gate(run: &RunRecord) -> String {
+    let gate = &run.gate;
+    let fence = match gate.outlier_fence {
+        Some(k) => format!("outliers beyond {k}×IQR dropped"),
+        None => "no outlier filtering".to_string(),
+    };
+    format!(
+        "a shape regresses when its mean is > {:.0} % slower with one-sided Welch p < {}; a kernel fails at {} regressed shapes or any incorrect/error shape; {fence}",
+        gate.regression_threshold * 100.0,
+        gate.alpha,
+        gate.min_regressed_shapes,
+    )
+}
+
+#[cfg(test)]
+pub(crate) mod fixture {
+    //! A run record covering every verdict, shared by the snapshot tests of each format.
+
+    use crate::compare::Verdict;
+    use crate::config::{GateSettings, TimingSettings};
+    use crate::record::{self, PassFail, RunRecord, ShapeResult};
+
+    fn shape(kernel: &str, shape: &str, verdict: Verdict) -> ShapeResult {
+        ShapeResult {
+            kernel: kernel.into(),
+            shape: shape.into(),
+            verdict,
+            device: Some("NVIDIA H100 80GB HBM3".into()),
+            ratio: None,
+            ratio_ci: None,
+            p_value: None,
+            baseline_mean_us: None,
+            candidate_mean_us: None,
+            baseline_stddev_us: None,
+            candidate_stddev_us: None,
+            baseline_median_us: None,
+            candidate_median_us: None,
+            baseline_n: None,
+            candidate_n: None,
+            baseline_dropped: None,
+            candidate_dropped: None,
+            correct: None,
+            max_abs_err: None,
+            max_rel_err: None,
+            message: None,
+            stderr_tail: None,
+            baseline_commit: None,
+            baseline_samples_us: vec![],
+            candidate_samples_us: vec![],
+        }
+    }
+
+    fn timed(
+        kernel: &str,
+        name: &str,
+        verdict: Verdict,
+        base: f64,
+        ratio: f64,
+        p: f64,
+    ) -> ShapeResult {
+        ShapeResult {
+            ratio: Some(ratio),
+            ratio_ci: Some([ratio - 0.02, ratio + 0.02]),
+            p_value: Some(p),
+            baseline_mean_us: Some(base),
+            candidate_mean_us: Some(base * ratio),
+            baseline_stddev_us: Some(base * 0.01),
+            candidate_stddev_us: Some(base * ratio * 0.012),
+            baseline_median_us: Some(base),
+            candidate_median_us: Some(base * ratio),
+            baseline_n: Some(49),
+            candidate_n: Some(48),
+            baseline_dropped: Some(1),
+            candidate_dropped: Some(2),
+            correct: Some(true),
+            max_abs_err: Some(0.0012),
+            max_rel_err: Some(0.0031),
+            baseline_commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
+            baseline_samples_us: vec![base, base * 1.01],
+            candidate_samples_us: vec![base * ratio, base * ratio * 1.01],
+            ..shape(kernel, name, verdict)
+        }
+    }
+
+    pub fn run() -> RunRecord {
+        let gate = GateSettings::default();
+        let mut crashed = shape("quantize", "small", Verdict::Error);
+        crashed.device = None;
+        crashed.message = Some("`python3 bench/q.py` failed: exit status: 1".into());
+        crashed.stderr_tail = Some(
+            "Traceback (most recent call last):\n  File \"q.py\", line 3\nRuntimeError: CUDA error: an illegal memory access <b>@here</b> | ```"
+                .into(),
+        );
+        let mut wrong = shape("quantize", "mission", Verdict::Incorrect);
+        wrong.correct = Some(false);
+        wrong.max_abs_err = Some(1.129);
+        wrong.max_rel_err = Some(f64::INFINITY);
+        wrong.message = Some("the harness reported incorrect output".into());
+        let mut fresh = shape("gemm", "wide", Verdict::NoBaseline);
+        fresh.candidate_mean_us = Some(812.5);
+        fresh.candidate_stddev_us = Some(3.25);
+        fresh.message = Some("no baseline for gemm/wide on nvidia-h100-80gb-hbm3".into());
+        let results = vec![
+            timed("attention", "small", Verdict::Unchanged, 12.5, 1.013, 0.21),
+            timed(
+                "attention",
+                "mission",
+                Verdict::Regressed,
+                37.65,
+                1.152,
+                0.0001,
+            ),
+            timed(
+                "attention",
+                "long",
+                Verdict::Regressed,
+                1480.0,
+                1.171,
+                0.0004,
+            ),
+            timed("attention", "wide", Verdict::Improved, 75.0, 0.82, 0.0002),
+            timed("gemm", "mission", Verdict::Regressed, 210.0, 1.12, 0.003),
+            timed("gemm", "long", Verdict::Inconclusive, 95.0, 1.06, 0.2),
+            fresh,
+            wrong,
+            crashed,
+        ];
+        let kernels = record::decide_kernels(&results, &gate);
+        let passed = kernels.iter().all(|k| k.verdict.passed());
+        RunRecord {
+            format: record::FORMAT,
+            gatekeeper_version: "0.1.0".into(),
+            started_at: "2026-11-24T06:00:00Z".into(),
+            duration_s: 42.5,
+            config: "gates.yaml".into(),
+            commit: Some("fedcba9876543210fedcba9876543210fedcba98".into()),
+            dirty: Some(false),
+            baselines_from: "origin/main (0123456789ab)".into(),
+            gate,
+            timing: TimingSettings::default(),
+            verdict: PassFail::from_passed(passed),
+            kernels,
+            results,
+        }
+    }
+}

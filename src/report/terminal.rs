@@ -1,0 +1,81 @@
+//! The table printed at the end of a command.
+
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{CellAlignment, ContentArrangement, Table};
+
+use super::{describe_gate, format_delta, format_mean, format_p, Exporter};
+use crate::record::RunRecord;
+
+pub struct Terminal;
+
+impl Exporter for Terminal {
+    fn render(&self, run: &RunRecord) -> String {
+        let mut table = Table::new();
+        table
+            .load_style(UTF8_FULL_CONDENSED)
+            .set_content_arrangement(ContentArrangement::Disabled)
+            .set_header([
+                "kernel",
+                "shape",
+                "baseline µs",
+                "candidate µs",
+                "Δ",
+                "p",
+                "verdict",
+            ]);
+        for result in &run.results {
+            table.add_row([
+                result.kernel.clone(),
+                result.shape.clone(),
+                format_mean(result.baseline_mean_us, result.baseline_stddev_us),
+                format_mean(result.candidate_mean_us, result.candidate_stddev_us),
+                format_delta(result),
+                format_p(result),
+                result.verdict.to_string(),
+            ]);
+        }
+        for column in 2..6 {
+            if let Some(column) = table.column_mut(column) {
+                column.set_cell_alignment(CellAlignment::Right);
+            }
+        }
+        let mut out = format!("{table}\n");
+        for result in &run.results {
+            if let Some(message) = &result.message {
+                out.push_str(&format!(
+                    "{}/{}: {}: {}\n",
+                    result.kernel,
+                    result.shape,
+                    result.verdict,
+                    message.lines().next().unwrap_or_default()
+                ));
+            }
+        }
+        for kernel in &run.kernels {
+            let word = if kernel.verdict.passed() {
+                "PASS"
+            } else {
+                "FAIL"
+            };
+            out.push_str(&format!("{word}  {}: {}\n", kernel.name, kernel.reason));
+        }
+        let verdict = if run.verdict.passed() { "PASS" } else { "FAIL" };
+        out.push_str(&format!(
+            "gatekeeper: {verdict} against {} ({})\n",
+            run.baselines_from,
+            describe_gate(run)
+        ));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::fixture;
+
+    #[test]
+    fn snapshot() {
+        insta::assert_snapshot!(Terminal.render(&fixture::run()));
+    }
+}
