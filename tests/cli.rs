@@ -1,0 +1,547 @@
+//! End-to-end tests: the real `gatekeeper` binary on fixture harnesses, in temporary git
+//! repositories built with git2.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use serde_json::{json, Value};
+
+const HARNESS: &str = include_str!("fixtures/harness.py");
+
+const GATES: &str = r#"version: 1
+gate: {regression_threshold: 0.10, min_regressed_shapes: 2, alpha: 0.05}
+timing: {warmup: 1, samples: 40}
+shapes:
+  small: {B: 1, H: 8, S: 256, D: 64}
+  mission: {B: 2, H: 16, S: 1024, D: 64}
+  long: {B: 1, H: 16, S: 8192, D: 64}
+kernels:
+  - name: attn
+    command: ["python3", "harness.py"]
+    shapes: [small, mission, long]
+    timeout_s: 20
+"#;
+
+/// A temporary repository holding gates.yaml, the fixture harness and its behaviour file.
+struct Project {
+    dir: tempfile::TempDir,
+    repo: git2::Repository,
+}
+
+impl Project {
+    fn new(gates: &str) -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = git2::Repository::init(dir.path()).unwrap();
+        repo.set_head("refs/heads/main").unwrap();
+        let project = Project { dir, repo };
+        project.write("gates.yaml", gates);
+        project.write("harness.py", HARNESS);
+        project.write(".gitignore", "runs/\n*.xml\n*.md\nout.json\n");
+        project.behave(json!({}));
+        project
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn write(&self, name: &str, text: &str) {
+        let path = self.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    /// Sets per-shape behaviour; every shape defaults to ~100 µs with 2 % noise on "Test GPU".
+    fn behave(&self, shapes: Value) {
+        self.behave_with(shapes, 0, "Test GPU");
+    }
+
+    fn behave_with(&self, shapes: Value, salt: u64, device: &str) {
+        let behavior = json!({"device": device, "salt": salt, "shapes": shapes});
+        self.write("behavior.json", &behavior.to_string());
+    }
+
+    fn commit(&self, message: &str) -> git2::Oid {
+        let mut index = self.repo.index().unwrap();
+        index
+            .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+            .unwrap();
+        index.write().unwrap();
+        let tree = self.repo.find_tree(index.write_tree().unwrap()).unwrap();
+        let signature = git2::Signature::now("test", "test@example.com").unwrap();
+        let parent = self
+            .repo
+            .head()
+            .ok()
+            .and_then(|head| head.peel_to_commit().ok());
+        let parents: Vec<&git2::Commit> = parent.iter().collect();
+        self.repo
+            .commit(
+                Some("HEAD"),
+                &signature,
+                &signature,
+                message,
+                &tree,
+                &parents,
+            )
+            .unwrap()
+    }
+
+    fn gatekeeper(&self, args: &[&str]) -> assert_cmd::assert::Assert {
+        Command::new(env!("CARGO_BIN_EXE_gatekeeper"))
+            .current_dir(self.path())
+            .args(args)
+            .assert()
+    }
+
+    fn json(&self, name: &str) -> Value {
+        let text = std::fs::read_to_string(self.path().join(name)).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    fn baseline_path(&self) -> PathBuf {
+        self.path().join("baselines/test-gpu/attn.json")
+    }
+
+    /// Refreshes baselines at ~100 µs on every shape and commits them on main.
+    fn with_committed_baseline(gates: &str) -> Project {
+        let project = Project::new(gates);
+        project
+            .gatekeeper(&["baseline", "refresh"])
+            .code(0)
+            .stdout(predicate::str::contains("wrote"));
+        project.commit("baseline");
+        project
+    }
+}
+
+fn verdicts(run: &Value) -> Vec<String> {
+    run["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{}/{}",
+                r["shape"].as_str().unwrap(),
+                r["verdict"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn first_check_without_baselines_passes_and_leaves_a_run_record() {
+    let project = Project::new(GATES);
+    project
+        .gatekeeper(&["check", "--json", "out.json"])
+        .code(0)
+        .stdout(predicate::str::contains("no_baseline"));
+    let run = project.json("out.json");
+    assert_eq!(run["verdict"], "pass");
+    assert_eq!(
+        verdicts(&run),
+        [
+            "small/no_baseline",
+            "mission/no_baseline",
+            "long/no_baseline"
+        ]
+    );
+    assert_eq!(run["results"][0]["candidate_n"], 40);
+    let records: Vec<_> = std::fs::read_dir(project.path().join("runs"))
+        .unwrap()
+        .collect();
+    assert_eq!(records.len(), 1);
+}
+
+#[test]
+fn refresh_writes_samples_with_provenance() {
+    let project = Project::new(GATES);
+    let head = project.commit("kernels");
+    project.gatekeeper(&["baseline", "refresh"]).code(0);
+    let baseline: Value =
+        serde_json::from_str(&std::fs::read_to_string(project.baseline_path()).unwrap()).unwrap();
+    assert_eq!(baseline["kernel"], "attn");
+    assert_eq!(baseline["device"], "Test GPU");
+    let mission = &baseline["shapes"]["mission"];
+    assert_eq!(mission["samples_us"].as_array().unwrap().len(), 40);
+    assert_eq!(
+        mission["params"],
+        json!({"B": 2, "H": 16, "S": 1024, "D": 64})
+    );
+    let provenance = &mission["provenance"];
+    assert_eq!(provenance["commit"], head.to_string());
+    assert_eq!(provenance["dirty"], false);
+    assert_eq!(provenance["gatekeeper_version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        provenance["kernel"]["command"],
+        json!(["python3", "harness.py"])
+    );
+    assert!(provenance["date"].as_str().unwrap().ends_with('Z'));
+}
+
+#[test]
+fn unchanged_kernel_passes_against_main() {
+    let project = Project::with_committed_baseline(GATES);
+    project.behave_with(json!({}), 7, "Test GPU");
+    project
+        .gatekeeper(&["check", "--against", "main", "--json", "out.json"])
+        .code(0);
+    let run = project.json("out.json");
+    assert_eq!(run["verdict"], "pass");
+    assert_eq!(
+        verdicts(&run),
+        ["small/unchanged", "mission/unchanged", "long/unchanged"]
+    );
+    assert!(run["baselines_from"]
+        .as_str()
+        .unwrap()
+        .starts_with("main ("));
+    for result in run["results"].as_array().unwrap() {
+        assert_eq!(
+            result["baseline_n"].as_u64().unwrap() + result["baseline_dropped"].as_u64().unwrap(),
+            40
+        );
+        assert!(result["p_value"].as_f64().is_some());
+        assert!(result["baseline_stddev_us"].as_f64().unwrap() > 0.0);
+    }
+}
+
+#[test]
+fn two_regressed_shapes_fail_the_gate_in_every_report() {
+    let project = Project::with_committed_baseline(GATES);
+    project.behave_with(
+        json!({"mission": {"slowdown": 1.15}, "long": {"slowdown": 1.2}}),
+        1,
+        "Test GPU",
+    );
+    project
+        .gatekeeper(&[
+            "check",
+            "--against",
+            "main",
+            "--json",
+            "out.json",
+            "--junit",
+            "junit.xml",
+            "--markdown",
+            "comment.md",
+        ])
+        .code(1)
+        .stdout(predicate::str::contains("FAIL  attn: 2 shapes regressed"));
+    let run = project.json("out.json");
+    assert_eq!(run["verdict"], "fail");
+    assert_eq!(
+        verdicts(&run),
+        ["small/unchanged", "mission/regressed", "long/regressed"]
+    );
+    let ratio = run["results"][1]["ratio"].as_f64().unwrap();
+    assert!((1.12..1.18).contains(&ratio), "{ratio}");
+    let junit = std::fs::read_to_string(project.path().join("junit.xml")).unwrap();
+    assert!(
+        junit.contains(r#"tests="3" errors="0" failures="2""#),
+        "{junit}"
+    );
+    let markdown = std::fs::read_to_string(project.path().join("comment.md")).unwrap();
+    assert!(
+        markdown.starts_with("## ❌ gatekeeper: 1 of 1 kernels failed"),
+        "{markdown}"
+    );
+    assert!(markdown.contains("🔴 regressed"));
+}
+
+#[test]
+fn one_regressed_shape_is_reported_but_passes() {
+    let project = Project::with_committed_baseline(GATES);
+    project.behave_with(json!({"long": {"slowdown": 1.3}}), 1, "Test GPU");
+    project
+        .gatekeeper(&[
+            "check",
+            "--against",
+            "main",
+            "--json",
+            "out.json",
+            "--junit",
+            "junit.xml",
+        ])
+        .code(0);
+    let run = project.json("out.json");
+    assert_eq!(run["verdict"], "pass");
+    assert_eq!(run["results"][2]["verdict"], "regressed");
+    let junit = std::fs::read_to_string(project.path().join("junit.xml")).unwrap();
+    assert!(junit.contains(r#"failures="0""#), "{junit}");
+}
+
+#[test]
+fn broken_harnesses_become_errors_with_their_stderr() {
+    let gates = GATES.replace("timeout_s: 20", "timeout_s: 2");
+    let project = Project::with_committed_baseline(&gates);
+    project.behave(json!({
+        "small": {"crash": true},
+        "mission": {"hang": true},
+        "long": {"garbage": true},
+    }));
+    let started = std::time::Instant::now();
+    project
+        .gatekeeper(&[
+            "check",
+            "--against",
+            "main",
+            "--json",
+            "out.json",
+            "--markdown",
+            "comment.md",
+        ])
+        .code(1);
+    assert!(
+        started.elapsed().as_secs() < 15,
+        "the hung harness was not killed"
+    );
+    let run = project.json("out.json");
+    assert_eq!(
+        verdicts(&run),
+        ["small/error", "mission/error", "long/error"]
+    );
+    let crash = &run["results"][0];
+    assert!(crash["message"]
+        .as_str()
+        .unwrap()
+        .contains("exit status: 3"));
+    assert!(crash["stderr_tail"]
+        .as_str()
+        .unwrap()
+        .contains("illegal memory access"));
+    assert!(run["results"][1]["message"]
+        .as_str()
+        .unwrap()
+        .contains("timed out after 2 s"));
+    assert!(run["results"][2]["message"]
+        .as_str()
+        .unwrap()
+        .contains("cannot parse"));
+    let markdown = std::fs::read_to_string(project.path().join("comment.md")).unwrap();
+    // Harness stderr is quoted only inside a code fence, where GitHub renders no HTML or mention.
+    assert!(
+        markdown.contains("```text\nharness: attn/small"),
+        "{markdown}"
+    );
+    assert!(markdown.contains("illegal memory access was encountered <@oncall>\n```"));
+}
+
+#[test]
+fn incorrect_output_fails_even_when_fast() {
+    let project = Project::with_committed_baseline(GATES);
+    project.behave(json!({"small": {"correct": false, "slowdown": 0.5}}));
+    project
+        .gatekeeper(&["check", "--against", "main", "--json", "out.json"])
+        .code(1);
+    let run = project.json("out.json");
+    assert_eq!(run["results"][0]["verdict"], "incorrect");
+    assert_eq!(run["kernels"][0]["verdict"], "fail");
+}
+
+#[test]
+fn baselines_come_from_the_ref_not_the_working_tree() {
+    let project = Project::with_committed_baseline(GATES);
+    std::fs::remove_dir_all(project.path().join("baselines")).unwrap();
+    project
+        .gatekeeper(&["check", "--against", "main", "--json", "out.json"])
+        .code(0);
+    assert_eq!(
+        project.json("out.json")["results"][0]["verdict"],
+        "unchanged"
+    );
+    // Without --against the (now empty) working tree is used.
+    project.gatekeeper(&["check", "--json", "out.json"]).code(0);
+    assert_eq!(
+        project.json("out.json")["results"][0]["verdict"],
+        "no_baseline"
+    );
+}
+
+#[test]
+fn missing_ref_falls_back_to_origin_then_fails_with_a_hint() {
+    let project = Project::with_committed_baseline(GATES);
+    let main = project.repo.refname_to_id("refs/heads/main").unwrap();
+    project
+        .repo
+        .reference("refs/remotes/origin/trunk", main, false, "test")
+        .unwrap();
+    project
+        .gatekeeper(&["check", "--against", "trunk", "--json", "out.json"])
+        .code(0);
+    let run = project.json("out.json");
+    assert!(run["baselines_from"]
+        .as_str()
+        .unwrap()
+        .starts_with("origin/trunk ("));
+
+    project
+        .gatekeeper(&["check", "--against", "release"])
+        .code(2)
+        .stderr(
+            predicate::str::contains("--against release: no such ref")
+                .and(predicate::str::contains("origin/release"))
+                .and(predicate::str::contains("fetch-depth: 0"))
+                .and(predicate::str::contains("[1/").not()),
+        );
+}
+
+#[test]
+fn baselines_from_another_device_are_never_compared() {
+    let project = Project::with_committed_baseline(GATES);
+    project.behave_with(json!({}), 3, "Other GPU");
+    project
+        .gatekeeper(&["check", "--against", "main", "--json", "out.json"])
+        .code(0);
+    let run = project.json("out.json");
+    assert_eq!(run["results"][0]["verdict"], "no_baseline");
+    let message = run["results"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("on other-gpu") && message.contains("test-gpu"),
+        "{message}"
+    );
+}
+
+#[test]
+fn partial_refresh_keeps_the_other_shapes() {
+    let project = Project::with_committed_baseline(GATES);
+    let before: Value =
+        serde_json::from_str(&std::fs::read_to_string(project.baseline_path()).unwrap()).unwrap();
+    project.behave_with(json!({"mission": {"slowdown": 2.0}}), 5, "Test GPU");
+    project
+        .gatekeeper(&["baseline", "refresh", "--shapes", "mission"])
+        .code(0)
+        .stdout(predicate::str::contains("1 of 3 shapes refreshed"));
+    let after: Value =
+        serde_json::from_str(&std::fs::read_to_string(project.baseline_path()).unwrap()).unwrap();
+    assert_eq!(before["shapes"]["small"], after["shapes"]["small"]);
+    assert_eq!(before["shapes"]["long"], after["shapes"]["long"]);
+    assert_ne!(before["shapes"]["mission"], after["shapes"]["mission"]);
+    let keys: Vec<&String> = after["shapes"].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["small", "mission", "long"]);
+}
+
+#[test]
+fn a_wrong_kernel_is_never_written_into_a_baseline() {
+    let project = Project::with_committed_baseline(GATES);
+    let before = std::fs::read(project.baseline_path()).unwrap();
+    project.behave_with(json!({"long": {"correct": false}}), 9, "Test GPU");
+    project
+        .gatekeeper(&["baseline", "refresh"])
+        .code(1)
+        .stdout(predicate::str::contains(
+            "attn: baseline NOT written (long: incorrect)",
+        ));
+    assert_eq!(std::fs::read(project.baseline_path()).unwrap(), before);
+}
+
+#[test]
+fn corrupt_baseline_stops_before_measuring() {
+    let project = Project::with_committed_baseline(GATES);
+    std::fs::write(project.baseline_path(), "{\"format\": 1, \"kern").unwrap();
+    let before = std::fs::read(project.baseline_path()).unwrap();
+    project.gatekeeper(&["baseline", "refresh"]).code(2).stderr(
+        predicate::str::contains("baselines/test-gpu/attn.json: not a gatekeeper baseline")
+            .and(predicate::str::contains("[1/").not()),
+    );
+    assert_eq!(std::fs::read(project.baseline_path()).unwrap(), before);
+    project.gatekeeper(&["check"]).code(2);
+}
+
+#[test]
+fn bad_config_exits_2_naming_file_and_key_and_writes_nothing() {
+    let project = Project::new(&GATES.replace("timeout_s: 20", "timeout_s: 20\n    colour: red"));
+    project
+        .gatekeeper(&["check", "--json", "out.json"])
+        .code(2)
+        .stderr(
+            predicate::str::contains("gates.yaml: invalid configuration")
+                .and(predicate::str::contains("line 13"))
+                .and(predicate::str::contains("unknown field `colour`")),
+        );
+    assert!(!project.path().join("out.json").exists());
+    assert!(!project.path().join("runs").exists());
+
+    let project = Project::new(&GATES.replace("[small, mission, long]", "[small, huge]"));
+    project
+        .gatekeeper(&["baseline", "refresh"])
+        .code(2)
+        .stderr(predicate::str::contains(
+            "`kernels[0].shapes[1]`: unknown shape \"huge\"",
+        ));
+    assert!(!project.path().join("baselines").exists());
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let project = Project::new(GATES);
+    project
+        .gatekeeper(&["check", "--kernels", "nope"])
+        .code(2)
+        .stderr(predicate::str::contains(
+            "--kernels: no kernel named \"nope\"",
+        ));
+    project.gatekeeper(&["frobnicate"]).code(2);
+    project
+        .gatekeeper(&["check", "--config", "missing.yaml"])
+        .code(2)
+        .stderr(predicate::str::contains("missing.yaml: no such file"));
+    project
+        .gatekeeper(&["--help"])
+        .code(0)
+        .stdout(predicate::str::contains("Exit codes"));
+    project
+        .gatekeeper(&["check", "--help"])
+        .code(0)
+        .stdout(predicate::str::contains("gatekeeper check --against main"));
+}
+
+#[test]
+fn against_outside_a_repository_is_an_environment_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("gates.yaml"), GATES).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_gatekeeper"))
+        .current_dir(dir.path())
+        .args(["check", "--against", "main"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("is not inside a git repository"));
+}
+
+#[test]
+fn config_in_a_subfolder_runs_there() {
+    let project = Project::new(GATES);
+    for name in ["gates.yaml", "harness.py", "behavior.json"] {
+        std::fs::create_dir_all(project.path().join("perf")).unwrap();
+        std::fs::rename(
+            project.path().join(name),
+            project.path().join("perf").join(name),
+        )
+        .unwrap();
+    }
+    project
+        .gatekeeper(&["--config", "perf/gates.yaml", "baseline", "refresh"])
+        .code(0);
+    assert!(project
+        .path()
+        .join("perf/baselines/test-gpu/attn.json")
+        .exists());
+    project.commit("baseline in a subfolder");
+    project
+        .gatekeeper(&[
+            "check",
+            "--config",
+            "perf/gates.yaml",
+            "--against",
+            "main",
+            "--json",
+            "out.json",
+        ])
+        .code(0);
+    assert_eq!(
+        project.json("out.json")["results"][0]["verdict"],
+        "unchanged"
+    );
+}
