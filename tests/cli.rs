@@ -545,3 +545,10 @@ fn config_in_a_subfolder_runs_there() {
         "unchanged"
     );
 }
+
+#[test]
+fn the_repositorys_own_gates_yaml_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("gates.yaml");
+    let config = gatekeeper::config::Config::load(&path).unwrap();
+    assert!(!config.kernels.is_empty());
+}
