@@ -132,11 +132,15 @@ pub fn welch(baseline: &Summary, candidate: &Summary, alpha: f64) -> Welch {
     let df = (vb + vc).powi(2)
         / (vb * vb / (baseline.n as f64 - 1.0) + vc * vc / (candidate.n as f64 - 1.0));
     let t = diff / se;
-    let student = StudentsT::new(0.0, 1.0, df).unwrap_or_else(|_| {
-        // df is finite and positive whenever se is; this arm is unreachable in practice, and the
-        // normal limit is the honest fallback.
-        StudentsT::new(0.0, 1.0, f64::INFINITY).expect("standard normal limit is valid")
-    });
+    // df is finite and positive whenever se is; the normal limit is the honest fallback.
+    let df = if df.is_finite() && df > 0.0 {
+        df
+    } else {
+        f64::INFINITY
+    };
+    let Ok(student) = StudentsT::new(0.0, 1.0, df) else {
+        unreachable!("Student's t with unit scale and positive df is always valid")
+    };
     let quantile = student.inverse_cdf(1.0 - alpha);
     Welch {
         t,

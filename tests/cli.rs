@@ -37,7 +37,7 @@ impl Project {
         let project = Project { dir, repo };
         project.write("gates.yaml", gates);
         project.write("harness.py", HARNESS);
-        project.write(".gitignore", "runs/\n*.xml\n*.md\nout.json\n");
+        project.write(".gitignore", "*.xml\n*.md\nout.json\n");
         project.behave(json!({}));
         project
     }
@@ -151,8 +151,20 @@ fn first_check_without_baselines_passes_and_leaves_a_run_record() {
     assert_eq!(run["results"][0]["candidate_n"], 40);
     let records: Vec<_> = std::fs::read_dir(project.path().join("runs"))
         .unwrap()
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.file_name().to_string_lossy().ends_with(".json"))
         .collect();
     assert_eq!(records.len(), 1);
+    // The run records folder ignores itself, so it never makes the tree dirty.
+    project.commit("after a check");
+    let mut options = git2::StatusOptions::new();
+    options.include_untracked(true).include_ignored(false);
+    let statuses = project.repo.statuses(Some(&mut options)).unwrap();
+    let dirty: Vec<String> = statuses
+        .iter()
+        .filter_map(|s| s.path().ok().map(str::to_string))
+        .collect();
+    assert!(dirty.is_empty(), "{dirty:?}");
 }
 
 #[test]

@@ -129,7 +129,12 @@ fn save_run_record(
     started_at: &chrono::DateTime<chrono::Utc>,
 ) -> Result<PathBuf> {
     let dir = config.runs_dir();
-    std::fs::create_dir_all(&dir).map_err(|err| Error::io(&dir, err))?;
+    if !dir.exists() {
+        std::fs::create_dir_all(&dir).map_err(|err| Error::io(&dir, err))?;
+        // Run records are local history, not source: keep them out of `git status` so they do
+        // not mark the next baseline as measured on a dirty tree.
+        atomic::write(&dir.join(".gitignore"), b"*\n")?;
+    }
     let commit = run
         .commit
         .as_deref()

@@ -50,6 +50,11 @@ impl Exporter for Terminal {
                     message.lines().next().unwrap_or_default()
                 ));
             }
+            if let Some(tail) = &result.stderr_tail {
+                for line in tail.lines() {
+                    out.push_str(&format!("    | {line}\n"));
+                }
+            }
         }
         for kernel in &run.kernels {
             let word = if kernel.verdict.passed() {
