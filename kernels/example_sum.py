@@ -43,12 +43,17 @@ except ImportError:
 
 if has_cuda:
     x = torch.tensor(values, dtype=torch.float64, device="cuda")
+    # Writing a buffer twice the size of L2 before each sample evicts the inputs (a cold
+    # measurement) and keeps the GPU busy ahead of the start event, so the event pair times the
+    # kernel rather than the host's launch latency.
+    flush = torch.empty(2 * torch.cuda.get_device_properties(0).L2_cache_size, dtype=torch.uint8, device="cuda")
     for _ in range(warmup):
         torch.sum(x)
     times = []
     for _ in range(samples):
         start = torch.cuda.Event(enable_timing=True)
         end = torch.cuda.Event(enable_timing=True)
+        flush.zero_()
         start.record()
         result = torch.sum(x)
         end.record()

@@ -52,6 +52,8 @@ pub struct Provenance {
     pub date: String,
     pub gatekeeper_version: String,
     pub warmup: u64,
+    /// Samples asked of the harness.
+    pub samples: u64,
     pub seed: u64,
     /// The kernel's entry in gates.yaml at the time.
     pub kernel: KernelSpec,

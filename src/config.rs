@@ -12,6 +12,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::unique;
 
 /// The file every command reads unless `--config` names another.
 pub const DEFAULT_CONFIG_FILE: &str = "gates.yaml";
@@ -121,7 +122,11 @@ pub struct KernelSpec {
     #[serde(default = "defaults::timeout_s")]
     pub timeout_s: f64,
     /// Extra environment variables for the harness.
-    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "IndexMap::is_empty",
+        deserialize_with = "unique::keys"
+    )]
     pub env: IndexMap<String, String>,
 }
 
@@ -161,8 +166,19 @@ struct RawConfig {
     gate: GateSettings,
     #[serde(default)]
     timing: TimingSettings,
+    #[serde(deserialize_with = "shape_map")]
     shapes: IndexMap<String, Params>,
     kernels: Vec<KernelSpec>,
+}
+
+/// The shapes mapping, with duplicate keys rejected at both levels.
+fn shape_map<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<IndexMap<String, Params>, D::Error> {
+    #[derive(Deserialize)]
+    struct UniqueParams(#[serde(deserialize_with = "unique::keys")] Params);
+    let shapes: IndexMap<String, UniqueParams> = unique::keys(deserializer)?;
+    Ok(shapes.into_iter().map(|(k, v)| (k, v.0)).collect())
 }
 
 impl Config {
@@ -228,18 +244,52 @@ fn parse(text: &str) -> std::result::Result<RawConfig, String> {
             .location()
             .map(|at| format!("line {}: ", at.line()))
             .unwrap_or_default();
-        // serde_yaml appends " at line L column C" itself; we already led with the line.
-        let message = inner.to_string();
-        let message = match message.find(" at line ") {
-            Some(cut) if inner.location().is_some() => message[..cut].to_string(),
-            _ => message,
-        };
+        let message = plain_message(&inner.to_string(), inner.location().is_some());
         if key == "." || key.is_empty() {
             format!("{location}{message}")
         } else {
             format!("{location}`{key}`: {message}")
         }
     })
+}
+
+/// serde_yaml's message without what we print ourselves (its own, coarser key path and the
+/// location), and with type names a YAML author knows.
+fn plain_message(message: &str, has_location: bool) -> String {
+    let mut message = message.to_string();
+    if has_location {
+        if let Some(cut) = message.rfind(" at line ") {
+            message.truncate(cut);
+        }
+    }
+    if let Some((prefix, rest)) = message.split_once(": ") {
+        if !prefix.contains(' ') {
+            message = rest.to_string();
+        }
+    }
+    const PLAIN: [(&str, &str); 8] = [
+        (
+            "data did not match any variant of untagged enum ParamValue",
+            "expected a number, boolean or string",
+        ),
+        (
+            "data did not match any variant of untagged enum Expr",
+            "expected a number or an arithmetic expression in quotes",
+        ),
+        (
+            "data did not match any variant of untagged enum ArgSpec",
+            "expected a tensor name or a typed scalar such as {i32: N}",
+        ),
+        ("expected f64", "expected a number"),
+        ("expected u64", "expected a whole number >= 0"),
+        ("expected u32", "expected a whole number >= 0"),
+        ("expected usize", "expected a whole number >= 0"),
+        ("expected a sequence", "expected a list"),
+    ];
+    for (from, to) in PLAIN {
+        message = message.replace(from, to);
+    }
+    message
 }
 
 /// Semantic checks: every problem, each naming its key path.
@@ -295,11 +345,11 @@ fn validate(raw: &RawConfig) -> Vec<String> {
             format!("must be at most 1000000, got {}", timing.warmup),
         );
     }
-    if !(5..=1_000_000).contains(&timing.samples) {
+    if !(5..=100_000).contains(&timing.samples) {
         problem(
             "timing.samples",
             format!(
-                "must be in [5, 1000000], got {} (the t-test needs several samples a side)",
+                "must be in [5, 100000], got {} (the t-test needs several samples a side)",
                 timing.samples
             ),
         );
@@ -551,6 +601,19 @@ kernels:
             "version: 1\nshapes: {}\n",
         ] {
             assert!(!problems(text).is_empty());
+        }
+    }
+
+    #[test]
+    fn duplicate_keys_are_rejected() {
+        for (text, key) in [
+            ("version: 1\nshapes: {s: {N: 1}, s: {N: 2}}\nkernels: [{name: k, command: [x], shapes: [s]}]\n", "`shapes`"),
+            ("version: 1\nshapes: {s: {N: 1, N: 2}}\nkernels: [{name: k, command: [x], shapes: [s]}]\n", "`shapes.s`"),
+            ("version: 1\nshapes: {s: {N: 1}}\nkernels: [{name: k, command: [x], shapes: [s], env: {A: a, A: b}}]\n", "`kernels[0].env`"),
+        ] {
+            let problems = problems(text);
+            assert!(problems[0].contains("duplicate key"), "{problems:?}");
+            assert!(problems[0].contains(key), "{problems:?}");
         }
     }
 

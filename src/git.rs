@@ -33,6 +33,13 @@ impl Repo {
         let inner = match git2::Repository::discover(path) {
             Ok(repo) => repo,
             Err(err) if err.code() == git2::ErrorCode::NotFound => return Ok(None),
+            Err(err) if err.code() == git2::ErrorCode::Owner => {
+                return Err(Error::Git(format!(
+                    "{}: the git repository is owned by another user ({}).\nhint: if you trust it, run `git config --global --add safe.directory '*'` (or name the folder)",
+                    path.display(),
+                    err.message()
+                )))
+            }
             Err(err) => {
                 return Err(Error::Git(format!(
                     "{}: cannot open the git repository: {}",
@@ -76,16 +83,30 @@ impl Repo {
     /// Resolves `name` as given, then as `origin/<name>`: a CI checkout often has only the
     /// remote-tracking ref.
     pub fn resolve(&self, name: &str) -> Result<ResolvedRef> {
+        let mut why = String::new();
         for candidate in [name.to_string(), format!("origin/{name}")] {
-            if let Ok(object) = self.inner.revparse_single(&candidate) {
-                if let Ok(commit) = object.peel_to_commit() {
-                    return Ok(ResolvedRef {
-                        requested: name.to_string(),
-                        matched: candidate,
-                        commit: commit.id(),
-                    });
-                }
+            match self.inner.revparse_single(&candidate) {
+                Ok(object) => match object.peel_to_commit() {
+                    Ok(commit) => {
+                        return Ok(ResolvedRef {
+                            requested: name.to_string(),
+                            matched: candidate,
+                            commit: commit.id(),
+                        })
+                    }
+                    Err(err) if why.is_empty() => why = err.message().to_string(),
+                    Err(_) => {}
+                },
+                Err(err) if why.is_empty() => why = err.message().to_string(),
+                Err(_) => {}
             }
+        }
+        // A revision expression (HEAD~5, a tag^{tree}) is not a branch a fetch would bring.
+        if name.contains(['~', '^', ':', '@']) {
+            return Err(Error::Git(format!(
+                "--against {name}: cannot resolve it to a commit in {} ({why})",
+                self.workdir.display()
+            )));
         }
         Err(Error::Git(format!(
             "--against {name}: no such ref in {} (tried `{name}` and `origin/{name}`).\n\

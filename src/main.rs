@@ -9,6 +9,7 @@ use gatekeeper::commands::{check, refresh};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    gatekeeper::measure::install_interrupt_handler();
     let result = match cli.command {
         Command::Check(args) => check::run(&args.into_options(cli.config)),
         Command::Baseline(BaselineCommand::Refresh(args)) => {

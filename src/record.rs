@@ -164,7 +164,8 @@ impl ShapeResult {
         result.max_abs_err = measurement.max_abs_err;
         result.max_rel_err = measurement.max_rel_err;
         result.candidate_samples_us = measurement.samples_us.clone();
-        let candidate = stats::tukey_filter(&measurement.samples_us, gate.outlier_fence);
+        let fences = stats::tukey_fences(&measurement.samples_us, gate.outlier_fence);
+        let candidate = stats::filter(&measurement.samples_us, fences);
         result.set_candidate(&Summary::of(&candidate.kept), candidate.dropped);
 
         if measurement.correct == Some(false) {
@@ -265,12 +266,15 @@ impl RunRecord {
         self.results.iter().filter(move |r| r.kernel == kernel)
     }
 
-    /// Whether this shape is one of the reasons its kernel failed (and so is a JUnit failure).
+    /// Whether this shape is one of the reasons its kernel failed (and so is a JUnit failure):
+    /// incorrect or errored, or regressed in a kernel whose regressions reached the gate.
     pub fn fails_its_kernel(&self, result: &ShapeResult) -> bool {
-        let kernel_failed = self
-            .kernel(&result.kernel)
-            .is_some_and(|k| !k.verdict.passed());
-        kernel_failed && (result.verdict.is_fatal() || result.verdict == Verdict::Regressed)
+        let Some(kernel) = self.kernel(&result.kernel) else {
+            return false;
+        };
+        result.verdict.is_fatal()
+            || (result.verdict == Verdict::Regressed
+                && kernel.regressed >= self.gate.min_regressed_shapes)
     }
 }
 

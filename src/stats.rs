@@ -12,37 +12,39 @@ pub struct Filtered {
     pub dropped: usize,
 }
 
-/// Drops samples outside Tukey's fences `[Q1 - k·IQR, Q3 + k·IQR]`.
+/// Tukey's fences `[Q1 - k·IQR, Q3 + k·IQR]` of `samples`, or `None` to keep everything.
 ///
 /// GPU timings have heavy right tails (preemption, clock changes, a stray context switch): a
 /// handful of 2–20× samples moves the mean and inflates the variance enough to hide a real
-/// regression or invent one. The fences are computed per side from that side's own quartiles.
+/// regression or invent one. Callers compute the fences from baseline and candidate *pooled*:
+/// fences drawn per side would treat the two sides differently (a minority mode of 24 % of one
+/// side dropped, 26 % of the other kept) and invent a shift; pooled fences drop the same values
+/// on both sides, and a genuine shift of the candidate widens them rather than being cut off.
 /// When the IQR is zero (quantised timers on very short kernels) the fence width is floored at
 /// 0.1 % of the median so identical-looking samples are not all thrown away.
-pub fn tukey_filter(samples: &[f64], fence: Option<f64>) -> Filtered {
-    let Some(k) = fence else {
-        return Filtered {
-            kept: samples.to_vec(),
-            dropped: 0,
-        };
-    };
+pub fn tukey_fences(samples: &[f64], fence: Option<f64>) -> Option<(f64, f64)> {
+    let k = fence?;
     if samples.len() < 4 {
-        return Filtered {
-            kept: samples.to_vec(),
-            dropped: 0,
-        };
+        return None;
     }
     let mut data = Data::new(samples.to_vec());
     let q1 = data.lower_quartile();
     let q3 = data.upper_quartile();
     let median = data.median();
     let spread = (q3 - q1).max(median.abs() * 1e-3);
-    let (low, high) = (q1 - k * spread, q3 + k * spread);
-    let kept: Vec<f64> = samples
-        .iter()
-        .copied()
-        .filter(|sample| (low..=high).contains(sample))
-        .collect();
+    Some((q1 - k * spread, q3 + k * spread))
+}
+
+/// Keeps the samples inside `fences` (all of them for `None`).
+pub fn filter(samples: &[f64], fences: Option<(f64, f64)>) -> Filtered {
+    let kept: Vec<f64> = match fences {
+        Some((low, high)) => samples
+            .iter()
+            .copied()
+            .filter(|sample| (low..=high).contains(sample))
+            .collect(),
+        None => samples.to_vec(),
+    };
     Filtered {
         dropped: samples.len() - kept.len(),
         kept,
@@ -241,10 +243,10 @@ mod tests {
     fn fences_drop_the_tail_and_count_it() {
         let mut samples: Vec<f64> = (0..48).map(|i| 10.0 + (i % 7) as f64 * 0.05).collect();
         samples.extend([25.0, 210.0]);
-        let filtered = tukey_filter(&samples, Some(1.5));
+        let filtered = filter(&samples, tukey_fences(&samples, Some(1.5)));
         assert_eq!(filtered.dropped, 2);
         assert!(filtered.kept.iter().all(|s| *s < 11.0));
-        assert_eq!(tukey_filter(&samples, None).dropped, 0);
+        assert_eq!(filter(&samples, tukey_fences(&samples, None)).dropped, 0);
     }
 
     #[test]
@@ -252,7 +254,7 @@ mod tests {
         let mut samples = vec![1.024; 40];
         samples.push(1.0245);
         samples.push(3.0);
-        let filtered = tukey_filter(&samples, Some(1.5));
+        let filtered = filter(&samples, tukey_fences(&samples, Some(1.5)));
         assert_eq!(filtered.dropped, 1);
     }
 }

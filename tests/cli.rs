@@ -342,6 +342,96 @@ fn broken_harnesses_become_errors_with_their_stderr() {
 }
 
 #[test]
+fn a_child_left_running_by_the_harness_does_not_hold_up_the_check() {
+    let project = Project::with_committed_baseline(GATES);
+    project.behave_with(json!({"small": {"background": true}}), 2, "Test GPU");
+    let started = std::time::Instant::now();
+    project
+        .gatekeeper(&["check", "--against", "main", "--json", "out.json"])
+        .code(0);
+    assert!(
+        started.elapsed().as_secs() < 20,
+        "waited for the harness's child"
+    );
+    assert_eq!(
+        project.json("out.json")["results"][0]["verdict"],
+        "unchanged"
+    );
+}
+
+#[test]
+fn sigterm_kills_the_running_harness_too() {
+    let project = Project::new(GATES);
+    project.behave(json!({"small": {"hang": true}}));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gatekeeper"))
+        .current_dir(project.path())
+        .arg("check")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid_file = project.path().join("hang-small.pid");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !pid_file.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let harness: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    // Killed but not yet reaped by init counts as gone: a zombie holds no GPU.
+    let state = std::fs::read_to_string(format!("/proc/{harness}/stat"))
+        .ok()
+        .and_then(|stat| stat.rsplit(')').next().map(|rest| rest.trim().to_string()))
+        .unwrap_or_default();
+    assert!(
+        state.is_empty() || state.starts_with('Z'),
+        "the harness outlived gatekeeper: {state}"
+    );
+}
+
+#[test]
+fn a_baseline_measured_with_other_parameters_is_not_compared() {
+    let project = Project::with_committed_baseline(GATES);
+    project.write("gates.yaml", &GATES.replace("S: 1024", "S: 4096"));
+    project.commit("bigger mission");
+    project
+        .gatekeeper(&["check", "--against", "main", "--json", "out.json"])
+        .code(0);
+    let run = project.json("out.json");
+    assert_eq!(run["results"][1]["verdict"], "no_baseline");
+    let message = run["results"][1]["message"].as_str().unwrap();
+    assert!(
+        message.contains("other parameters (B=2, H=16, S=1024, D=64)"),
+        "{message}"
+    );
+    assert_eq!(run["results"][0]["verdict"], "unchanged");
+}
+
+#[test]
+fn an_unwritable_report_path_stops_before_measuring() {
+    let project = Project::new(GATES);
+    std::fs::create_dir(project.path().join("reports")).unwrap();
+    project
+        .gatekeeper(&["check", "--junit", "reports"])
+        .code(2)
+        .stderr(
+            predicate::str::contains("reports: is a folder")
+                .and(predicate::str::contains("[1/").not()),
+        );
+}
+
+#[test]
 fn incorrect_output_fails_even_when_fast() {
     let project = Project::with_committed_baseline(GATES);
     project.behave(json!({"small": {"correct": false, "slowdown": 0.5}}));

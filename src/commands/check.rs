@@ -31,6 +31,15 @@ pub fn run(options: &CheckOptions) -> Result<u8> {
     let started_at = chrono::Utc::now();
     let config = Config::load(&options.config)?;
     let jobs = plan::plan(&config, &options.selection)?;
+    let reports = [
+        (&options.json, &Json as &dyn Exporter),
+        (&options.junit, &JUnit),
+        (&options.markdown, &Markdown),
+    ];
+    // Find an unwritable report path now, not after the GPU time is spent.
+    for path in reports.iter().filter_map(|(path, _)| path.as_deref()) {
+        prepare_report_path(path)?;
+    }
     let repo = Repo::discover(&config.root)?;
     let head = repo.as_ref().map(Repo::head_state).transpose()?;
     let source = baseline_source(&config, repo, options.against.as_deref())?;
@@ -54,6 +63,14 @@ pub fn run(options: &CheckOptions) -> Result<u8> {
                 |device| {
                     let slug = baseline::device_slug(device);
                     match baselines.shape(&slug, &job.kernel.name, job.shape) {
+                        Ok(found) if found.params != *job.params => {
+                            BaselineLookup::Missing(format!(
+                                "the baseline for {}/{} was measured with other parameters ({}); refresh it",
+                                job.kernel.name,
+                                job.shape,
+                                describe_params(&found.params)
+                            ))
+                        }
                         Ok(found) => BaselineLookup::Found {
                             samples_us: &found.samples_us,
                             commit: found.provenance.commit.as_deref(),
@@ -83,18 +100,15 @@ pub fn run(options: &CheckOptions) -> Result<u8> {
         results,
     };
 
+    // The verdict is shown first, so a failing write below cannot hide it.
+    print!("{}", Terminal.render(&run));
     let record_path = save_run_record(&config, &run, &started_at)?;
-    for (path, exporter) in [
-        (&options.json, &Json as &dyn Exporter),
-        (&options.junit, &JUnit),
-        (&options.markdown, &Markdown),
-    ] {
+    println!("run record: {}", record_path.display());
+    for (path, exporter) in reports {
         if let Some(path) = path {
-            write_report(path, &exporter.render(&run))?;
+            atomic::write(path, exporter.render(&run).as_bytes())?;
         }
     }
-    print!("{}", Terminal.render(&run));
-    println!("run record: {}", record_path.display());
     Ok(if passed {
         exit::PASS
     } else {
@@ -146,9 +160,24 @@ fn save_run_record(
     Ok(path)
 }
 
-fn write_report(path: &Path, text: &str) -> Result<()> {
+/// Creates the report's folder and refuses a path that is a folder itself.
+fn prepare_report_path(path: &Path) -> Result<()> {
+    if path.is_dir() {
+        return Err(Error::Usage(format!(
+            "{}: is a folder; name a file for the report",
+            path.display()
+        )));
+    }
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|err| Error::io(parent, err))?;
     }
-    atomic::write(path, text.as_bytes())
+    Ok(())
+}
+
+fn describe_params(params: &crate::config::Params) -> String {
+    params
+        .iter()
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

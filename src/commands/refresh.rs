@@ -160,6 +160,7 @@ impl Stamp<'_> {
                 date: self.date.to_string(),
                 gatekeeper_version: env!("CARGO_PKG_VERSION").to_string(),
                 warmup: self.config.timing.warmup,
+                samples: self.config.timing.samples,
                 seed: self.config.timing.seed,
                 kernel: self.kernel.clone(),
             },

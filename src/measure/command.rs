@@ -8,8 +8,9 @@ use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::thread::JoinHandle;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use wait_timeout::ChildExt;
@@ -17,8 +18,12 @@ use wait_timeout::ChildExt;
 use super::{Failure, Harness, Measurement, Outcome, RunSettings};
 use crate::plan::Job;
 
-/// How much of each output stream is kept: the protocol only needs the end of stdout.
-const STREAM_TAIL_BYTES: usize = 1 << 20;
+/// How much of each output stream is kept: the protocol only needs the end of stdout, and
+/// 32 MiB holds the longest report line `timing.samples` allows.
+const STREAM_TAIL_BYTES: usize = 32 << 20;
+/// How long output may keep arriving after the harness exits (from a process that escaped its
+/// group), before gatekeeper stops waiting for it.
+const STREAM_GRACE: Duration = Duration::from_secs(2);
 /// Lines of stderr quoted in reports.
 const STDERR_TAIL_LINES: usize = 20;
 const STDERR_TAIL_CHARS: usize = 4000;
@@ -67,12 +72,15 @@ impl Harness for CommandHarness {
             message: format!("cannot start `{program}`: {err}"),
             stderr_tail: String::new(),
         })?;
-        let stdout = drain(child.stdout.take());
-        let stderr = drain(child.stderr.take());
+        RUNNING.store(child.id(), Ordering::SeqCst);
+        let (stdout, stdout_closed) = drain(child.stdout.take());
+        let (stderr, stderr_closed) = drain(child.stderr.take());
         let timeout = Duration::from_secs_f64(kernel.timeout_s);
         let status = wait_or_kill(&mut child, timeout);
-        let stdout = join(stdout);
-        let stderr_tail = tail_lines(&join(stderr));
+        RUNNING.store(0, Ordering::SeqCst);
+        settle(&[&stdout_closed, &stderr_closed]);
+        let stdout = stdout.text();
+        let stderr_tail = tail_lines(&stderr.text());
         let fail = |message: String| Failure {
             message,
             stderr_tail: stderr_tail.clone(),
@@ -82,7 +90,7 @@ impl Harness for CommandHarness {
             Err(err) => return Err(fail(format!("waiting for `{program}` failed: {err}"))),
             Ok(None) => {
                 return Err(fail(format!(
-                    "timed out after {} s (kernels[{}].timeout_s) and was killed",
+                    "timed out after {} s (the timeout_s of kernel {}) and was killed",
                     kernel.timeout_s, kernel.name
                 )))
             }
@@ -104,51 +112,98 @@ impl Harness for CommandHarness {
     }
 }
 
+/// Output collected from one stream by a reader thread. Shared rather than returned, so a
+/// stream held open by a process we cannot kill (one that left our process group) does not
+/// block us: after the harness exits we wait briefly, then take what arrived.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    fn text(&self) -> String {
+        let bytes = self.0.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
 /// Reads a stream to its end on a thread, keeping the last [`STREAM_TAIL_BYTES`], so a chatty
-/// harness can neither block on a full pipe nor exhaust memory.
-fn drain(stream: Option<impl Read + Send + 'static>) -> Option<JoinHandle<Vec<u8>>> {
-    let mut stream = stream?;
-    Some(std::thread::spawn(move || {
-        let mut kept = Vec::new();
-        let mut buffer = [0u8; 8192];
-        while let Ok(read) = stream.read(&mut buffer) {
-            if read == 0 {
-                break;
+/// harness can neither block on a full pipe nor exhaust memory. The receiver hears when the
+/// stream closes.
+fn drain(stream: Option<impl Read + Send + 'static>) -> (Captured, mpsc::Receiver<()>) {
+    let captured = Captured::default();
+    let (done, closed) = mpsc::channel();
+    if let Some(mut stream) = stream {
+        let sink = captured.clone();
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 8192];
+            while let Ok(read) = stream.read(&mut buffer) {
+                if read == 0 {
+                    break;
+                }
+                if let Ok(mut kept) = sink.0.lock() {
+                    kept.extend_from_slice(&buffer[..read]);
+                    if kept.len() > 2 * STREAM_TAIL_BYTES {
+                        let excess = kept.len() - STREAM_TAIL_BYTES;
+                        kept.drain(..excess);
+                    }
+                }
             }
-            kept.extend_from_slice(&buffer[..read]);
-            if kept.len() > 2 * STREAM_TAIL_BYTES {
-                kept.drain(..kept.len() - STREAM_TAIL_BYTES);
-            }
-        }
-        kept
-    }))
+            let _ = done.send(());
+        });
+    } else {
+        let _ = done.send(());
+    }
+    (captured, closed)
 }
 
-fn join(handle: Option<JoinHandle<Vec<u8>>>) -> String {
-    let bytes = handle
-        .and_then(|handle| handle.join().ok())
-        .unwrap_or_default();
-    String::from_utf8_lossy(&bytes).into_owned()
+/// Waits for both streams to close, at most [`STREAM_GRACE`] past the harness's exit.
+fn settle(streams: &[&mpsc::Receiver<()>]) {
+    let deadline = Instant::now() + STREAM_GRACE;
+    for closed in streams {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let _ = closed.recv_timeout(left);
+    }
 }
 
-/// Waits up to `timeout`; past it, kills the whole process group and returns `None`.
+/// Waits up to `timeout`; past it, kills the whole process group and returns `None`. Either
+/// way, whatever the harness left running in its group is killed too.
 fn wait_or_kill(
     child: &mut Child,
     timeout: Duration,
 ) -> std::io::Result<Option<std::process::ExitStatus>> {
-    if let Some(status) = child.wait_timeout(timeout)? {
-        return Ok(Some(status));
+    let status = child.wait_timeout(timeout)?;
+    kill_group(child.id());
+    if status.is_some() {
+        return Ok(status);
     }
-    if let Ok(pid) = i32::try_from(child.id()) {
-        // The group may already be gone; the wait below settles it either way.
+    let _ = child.kill();
+    child.wait()?;
+    Ok(None)
+}
+
+/// The harness running now (its pid is its process group), for the interrupt handler.
+static RUNNING: AtomicU32 = AtomicU32::new(0);
+
+/// On SIGINT or SIGTERM (a cancelled CI job), kill the running harness's process group before
+/// exiting: it lives in a group of its own and would otherwise keep the GPU busy.
+pub fn install_interrupt_handler() {
+    let _ = ctrlc::set_handler(|| {
+        let pid = RUNNING.load(Ordering::SeqCst);
+        if pid != 0 {
+            kill_group(pid);
+        }
+        eprintln!("gatekeeper: interrupted");
+        std::process::exit(130);
+    });
+}
+
+/// SIGKILL to a process group; it may already be gone.
+pub(crate) fn kill_group(pid: u32) {
+    if let Ok(pid) = i32::try_from(pid) {
         let _ = nix::sys::signal::killpg(
             nix::unistd::Pid::from_raw(pid),
             nix::sys::signal::Signal::SIGKILL,
         );
     }
-    let _ = child.kill();
-    child.wait()?;
-    Ok(None)
 }
 
 fn parse_report(stdout: &str) -> Result<Report, String> {

@@ -3,7 +3,7 @@
 
 mod command;
 
-pub use command::CommandHarness;
+pub use command::{install_interrupt_handler, CommandHarness};
 
 use serde::{Deserialize, Serialize};
 

@@ -140,6 +140,28 @@ mod tests {
     }
 
     #[test]
+    fn a_lone_regression_is_not_blamed_when_its_kernel_fails_for_another_reason() {
+        let mut run = fixture::run();
+        // gemm: one regression (below the gate) plus an error.
+        for result in run
+            .results
+            .iter_mut()
+            .filter(|r| r.kernel == "gemm" && r.shape == "wide")
+        {
+            result.verdict = Verdict::Error;
+            result.message = Some("boom".into());
+        }
+        run.kernels = crate::record::decide_kernels(&run.results, &run.gate);
+        let xml = JUnit.render(&run);
+        assert!(
+            xml.contains(
+                r#"name="gemm" package="testsuite/gemm" tests="3" errors="1" failures="0""#
+            ),
+            "{xml}"
+        );
+    }
+
+    #[test]
     fn control_characters_are_removed() {
         assert_eq!(xml_safe("\u{1b}[31mred\u{1b}[0m]]>\n"), "[31mred[0m]] >\n");
     }

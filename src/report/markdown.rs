@@ -85,7 +85,7 @@ fn kernel_table(out: &mut String, run: &RunRecord, kernel: &KernelResult) {
             out,
             "<details><summary>✅ <code>{}</code>: {}</summary>\n",
             kernel.name,
-            escape_inline(&kernel.reason)
+            escape_html(&kernel.reason)
         );
     } else {
         let _ = writeln!(out, "### ❌ `{}`\n", kernel.name);
@@ -158,7 +158,7 @@ fn logs(out: &mut String, run: &RunRecord) {
             result.kernel,
             result.shape,
             result.verdict,
-            escape_inline(message)
+            escape_html(message)
         );
         match &result.stderr_tail {
             Some(tail) => {
@@ -198,6 +198,25 @@ pub(crate) fn escape_inline(text: &str) -> String {
     out
 }
 
+/// Escapes text inside an HTML element such as `<summary>`, where markdown is not rendered
+/// (so backslashes would show) but tags and mentions still would be.
+pub(crate) fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '@' => out.push_str("@&#8203;"),
+            '\n' | '\r' | '\t' => out.push(' '),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// A fenced block that its content cannot close: the fence is longer than any backtick run
 /// inside. Inside a fence, GitHub renders neither HTML nor mentions.
 fn fenced(text: &str) -> String {
@@ -226,6 +245,8 @@ mod tests {
         assert!(!escaped.contains('<') && !escaped.contains("@team"));
         assert!(!escaped.contains('\n'));
         assert_eq!(escaped.matches("\\|").count(), 1);
+        let summary = escape_html("`cmd` failed <b> @x");
+        assert_eq!(summary, "`cmd` failed &lt;b&gt; @&#8203;x");
         let block = fenced("a ``` b ```` c");
         assert!(block.starts_with("`````text\n"), "{block}");
         assert!(block.ends_with("\n`````"));
