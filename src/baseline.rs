@@ -57,6 +57,9 @@ pub struct Provenance {
     pub seed: u64,
     /// The kernel's entry in gates.yaml at the time.
     pub kernel: KernelSpec,
+    /// What the harness reported about the measurement (device clocks, driver, batch size).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measurement: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// Turns a device name into a folder name: `NVIDIA H100 80GB HBM3` → `nvidia-h100-80gb-hbm3`.

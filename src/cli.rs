@@ -46,6 +46,11 @@ pub enum Command {
     /// Manage the stored baselines.
     #[command(subcommand)]
     Baseline(BaselineCommand),
+
+    /// Internal: measure one `cuda:` kernel × shape named by the GATEKEEPER_* environment, as a
+    /// protocol v1 harness. gatekeeper starts it in a child process.
+    #[command(name = "__cuda-runner", hide = true)]
+    CudaRunner,
 }
 
 #[derive(Debug, Subcommand)]

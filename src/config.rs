@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
+use crate::cuda::spec::{self as cuda_spec, CudaSpec};
 use crate::error::{Error, Result};
 use crate::unique;
 
@@ -114,8 +115,12 @@ impl fmt::Display for ParamValue {
 #[serde(deny_unknown_fields)]
 pub struct KernelSpec {
     pub name: String,
-    /// The command harness: argv of a program that times the kernel (see the README).
-    pub command: Vec<String>,
+    /// A command harness: argv of a program that times the kernel (see the README).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    /// A CUDA C++ kernel that gatekeeper compiles, checks and times itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cuda: Option<CudaSpec>,
     /// Names of entries in the top-level `shapes`.
     pub shapes: Vec<String>,
     /// Seconds one harness run may take before it is killed and the shape becomes `error`.
@@ -217,6 +222,11 @@ impl Config {
             shapes: raw.shapes,
             kernels: raw.kernels,
         })
+    }
+
+    /// Whether any kernel is a `cuda:` kernel, so the run needs a GPU.
+    pub fn needs_gpu(&self) -> bool {
+        self.kernels.iter().any(|kernel| kernel.cuda.is_some())
     }
 
     pub fn kernel(&self, name: &str) -> Option<&KernelSpec> {
@@ -396,13 +406,28 @@ fn validate(raw: &RawConfig) -> Vec<String> {
                 format!("duplicate kernel name {:?}", kernel.name),
             );
         }
-        match kernel.command.first() {
-            None => problem(&at("command"), "must not be empty".to_string()),
-            Some(program) if program.trim().is_empty() => problem(
-                &at("command[0]"),
-                "the program must not be blank".to_string(),
+        match (&kernel.command, &kernel.cuda) {
+            (Some(_), Some(_)) => problem(
+                &at("command"),
+                "give either `command` (a harness) or `cuda` (a CUDA kernel), not both".to_string(),
             ),
-            Some(_) => {}
+            (None, None) => problem(
+                &format!("kernels[{index}]"),
+                "needs `command` (a harness) or `cuda` (a CUDA kernel)".to_string(),
+            ),
+            (Some(command), None) => match command.first() {
+                None => problem(&at("command"), "must not be empty".to_string()),
+                Some(program) if program.trim().is_empty() => problem(
+                    &at("command[0]"),
+                    "the program must not be blank".to_string(),
+                ),
+                Some(_) => {}
+            },
+            (None, Some(cuda)) => {
+                for (key, message) in check_cuda(cuda, kernel, &raw.shapes) {
+                    problem(&at(&format!("cuda.{key}")), message);
+                }
+            }
         }
         if kernel.shapes.is_empty() {
             problem(&at("shapes"), "must name at least one shape".to_string());
@@ -435,6 +460,34 @@ fn validate(raw: &RawConfig) -> Vec<String> {
                     &at(&format!("env.{name}")),
                     "environment variable names are letters, digits and _".to_string(),
                 );
+            }
+        }
+    }
+    problems
+}
+
+/// The `cuda` block's own checks, then every expression evaluated for every shape the kernel
+/// runs on, so a typo fails at load time rather than on the GPU.
+fn check_cuda(
+    cuda: &CudaSpec,
+    kernel: &KernelSpec,
+    shapes: &IndexMap<String, Params>,
+) -> Vec<(String, String)> {
+    let problems = cuda_spec::check(cuda);
+    if !problems.is_empty() {
+        return problems;
+    }
+    let mut seen = HashSet::new();
+    let mut problems = Vec::new();
+    for shape in &kernel.shapes {
+        let Some(params) = shapes.get(shape) else {
+            continue;
+        };
+        if let Err(found) = cuda_spec::resolve(cuda, params) {
+            for (key, message) in found {
+                if seen.insert((key.clone(), message.clone())) {
+                    problems.push((key, format!("{message} (shape {shape})")));
+                }
             }
         }
     }
@@ -575,7 +628,7 @@ kernels:
             "`gate.min_regressed_shapes`",
             "`gate.alpha`",
             "`timing.samples`",
-            "`kernels[0].command`",
+            "`kernels[0].command`: must not be empty",
             "`kernels[0].shapes[1]`: unknown shape \"nope\"",
             "`kernels[0].shapes[2]`: shape \"mission\" listed twice",
             "`kernels[0].timeout_s`",

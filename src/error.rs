@@ -29,6 +29,10 @@ pub enum Error {
     #[error("{0}")]
     Git(String),
 
+    /// The machine lacks something a command needs (a GPU driver, a library).
+    #[error("{0}")]
+    Environment(String),
+
     /// A file gatekeeper wrote earlier (a baseline) cannot be read back.
     #[error("{}: {message}", path.display())]
     Corrupt { path: PathBuf, message: String },

@@ -9,6 +9,7 @@ pub mod baseline;
 pub mod commands;
 pub mod compare;
 pub mod config;
+pub mod cuda;
 pub mod error;
 pub mod exit;
 pub mod git;

@@ -11,6 +11,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     gatekeeper::measure::install_interrupt_handler();
     let result = match cli.command {
+        Command::CudaRunner => return ExitCode::from(gatekeeper::cuda::runner::main(&cli.config)),
         Command::Check(args) => check::run(&args.into_options(cli.config)),
         Command::Baseline(BaselineCommand::Refresh(args)) => {
             refresh::run(&args.into_options(cli.config))

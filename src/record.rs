@@ -97,6 +97,8 @@ pub struct ShapeResult {
     /// The end of the harness's stderr, for errors and incorrect results.
     pub stderr_tail: Option<String>,
     pub baseline_commit: Option<String>,
+    /// Extra facts the harness reported: for CUDA kernels the driver, clocks, batch size, seed.
+    pub details: Option<serde_json::Map<String, serde_json::Value>>,
     pub baseline_samples_us: Vec<f64>,
     pub candidate_samples_us: Vec<f64>,
 }
@@ -136,6 +138,7 @@ impl ShapeResult {
             message: None,
             stderr_tail: None,
             baseline_commit: None,
+            details: None,
             baseline_samples_us: Vec::new(),
             candidate_samples_us: Vec::new(),
         }
@@ -163,17 +166,23 @@ impl ShapeResult {
         result.correct = measurement.correct;
         result.max_abs_err = measurement.max_abs_err;
         result.max_rel_err = measurement.max_rel_err;
+        result.details = measurement.details.clone();
         result.candidate_samples_us = measurement.samples_us.clone();
+        if measurement.correct == Some(false) {
+            result.verdict = Verdict::Incorrect;
+            result.message = Some(
+                measurement
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| "the harness reported incorrect output".to_string()),
+            );
+            result.stderr_tail = non_empty(&measurement.stderr_tail);
+            return result;
+        }
         let fences = stats::tukey_fences(&measurement.samples_us, gate.outlier_fence);
         let candidate = stats::filter(&measurement.samples_us, fences);
         result.set_candidate(&Summary::of(&candidate.kept), candidate.dropped);
 
-        if measurement.correct == Some(false) {
-            result.verdict = Verdict::Incorrect;
-            result.message = Some("the harness reported incorrect output".to_string());
-            result.stderr_tail = non_empty(&measurement.stderr_tail);
-            return result;
-        }
         let (samples, commit) = match baseline(measurement.device.as_deref()) {
             BaselineLookup::Missing(why) => {
                 result.verdict = Verdict::NoBaseline;
@@ -290,6 +299,8 @@ mod tests {
             max_abs_err: None,
             max_rel_err: None,
             device: Some("GPU".into()),
+            message: None,
+            details: None,
             stderr_tail: "warn".into(),
         })
     }

@@ -3,14 +3,14 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::{measure_all, run_settings};
+use super::{harness_for, measure_all, run_settings};
 use crate::atomic;
 use crate::baseline::{self, BaselineSet, Source};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::exit;
 use crate::git::Repo;
-use crate::measure::{CommandHarness, Harness};
+use crate::measure::Harness;
 use crate::plan::{self, Selection};
 use crate::record::{self, BaselineLookup, PassFail, RunRecord, ShapeResult};
 use crate::report::{Exporter, JUnit, Json, Markdown, Terminal};
@@ -47,9 +47,7 @@ pub fn run(options: &CheckOptions) -> Result<u8> {
     kernels.dedup();
     let baselines = BaselineSet::load(&source, kernels)?;
 
-    let harness = CommandHarness {
-        workdir: config.root.clone(),
-    };
+    let harness = harness_for(&config, &jobs)?;
     let outcomes = measure_all(&jobs, &harness as &dyn Harness, &run_settings(&config));
 
     let results: Vec<ShapeResult> = jobs

@@ -9,9 +9,38 @@ use std::io::IsTerminal;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::config::Config;
-use crate::measure::{Harness, Outcome, RunSettings};
+use crate::cuda;
+use crate::error::{Error, Result};
+use crate::measure::{CommandHarness, Harness, Outcome, RunSettings};
 use crate::plan::Job;
 use crate::report::format_us;
+
+/// The harness for a config: command harnesses as written, and for `cuda:` kernels this very
+/// binary in runner mode. Checks first that the GPU kernels in `jobs` can run here at all.
+fn harness_for(config: &Config, jobs: &[Job]) -> Result<CommandHarness> {
+    let mut gpu_kernels: Vec<&str> = jobs
+        .iter()
+        .filter(|job| job.kernel.cuda.is_some())
+        .map(|job| job.kernel.name.as_str())
+        .collect();
+    gpu_kernels.dedup();
+    cuda::preflight(&gpu_kernels)?;
+    let exe = std::env::current_exe()
+        .map_err(|err| Error::Environment(format!("cannot locate the gatekeeper binary: {err}")))?;
+    let config_path = config
+        .path
+        .canonicalize()
+        .map_err(|err| Error::io(&config.path, err))?;
+    Ok(CommandHarness {
+        workdir: config.root.clone(),
+        cuda_runner: vec![
+            exe.display().to_string(),
+            "--config".to_string(),
+            config_path.display().to_string(),
+            cuda::RUNNER_SUBCOMMAND.to_string(),
+        ],
+    })
+}
 
 fn run_settings(config: &Config) -> RunSettings {
     RunSettings {

@@ -8,13 +8,13 @@ use std::path::PathBuf;
 
 use indexmap::IndexMap;
 
-use super::{measure_all, run_settings};
+use super::{harness_for, measure_all, run_settings};
 use crate::baseline::{self, BaselineFile, BaselineSet, Provenance, ShapeBaseline, Source, FORMAT};
 use crate::config::{Config, KernelSpec};
 use crate::error::Result;
 use crate::exit;
 use crate::git::{HeadState, Repo};
-use crate::measure::{CommandHarness, Harness, Measurement, Outcome};
+use crate::measure::{Harness, Measurement, Outcome};
 use crate::plan::{self, Job, Selection};
 use crate::report::format_us;
 use crate::stats::Summary;
@@ -41,9 +41,7 @@ pub fn run(options: &RefreshOptions) -> Result<u8> {
         .map(|repo| repo.head_state())
         .transpose()?;
 
-    let harness = CommandHarness {
-        workdir: config.root.clone(),
-    };
+    let harness = harness_for(&config, &jobs)?;
     let outcomes = measure_all(&jobs, &harness as &dyn Harness, &run_settings(&config));
     let date = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
 
@@ -163,6 +161,7 @@ impl Stamp<'_> {
                 samples: self.config.timing.samples,
                 seed: self.config.timing.seed,
                 kernel: self.kernel.clone(),
+                measurement: measurement.details.clone(),
             },
         }
     }

@@ -31,28 +31,45 @@ const STDERR_TAIL_CHARS: usize = 4000;
 pub struct CommandHarness {
     /// Folder the harness runs in: the folder of gates.yaml.
     pub workdir: PathBuf,
+    /// How to run a `cuda:` kernel: gatekeeper itself, as a protocol v1 harness in a child
+    /// process, so a crash or hang in one kernel cannot take the run down.
+    pub cuda_runner: Vec<String>,
 }
 
 /// The JSON object a harness prints last.
 #[derive(Debug, Deserialize)]
 struct Report {
+    #[serde(default)]
     samples_us: Vec<f64>,
     correct: Option<bool>,
     max_abs_err: Option<f64>,
     max_rel_err: Option<f64>,
     device: Option<String>,
+    /// Why the output is wrong, when `correct` is false.
+    message: Option<String>,
+    /// The harness could not measure: compile error, crash it caught, bad setup.
+    error: Option<String>,
+    /// Anything else worth keeping in the run record (clocks, driver, batch size, ...).
+    details: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl Harness for CommandHarness {
     fn measure(&self, job: &Job, settings: &RunSettings) -> Outcome {
         let kernel = job.kernel;
+        let argv = kernel.command.as_ref().unwrap_or(&self.cuda_runner);
+        let Some((program_path, program_args)) = argv.split_first() else {
+            return Err(Failure {
+                message: "no command to run".to_string(),
+                stderr_tail: String::new(),
+            });
+        };
         let shape_json = serde_json::to_string(job.params).map_err(|err| Failure {
             message: format!("cannot encode shape parameters: {err}"),
             stderr_tail: String::new(),
         })?;
-        let mut command = Command::new(&kernel.command[0]);
+        let mut command = Command::new(program_path);
         command
-            .args(&kernel.command[1..])
+            .args(program_args)
             .current_dir(&self.workdir)
             .envs(&kernel.env)
             .env("GATEKEEPER_KERNEL", &kernel.name)
@@ -67,7 +84,11 @@ impl Harness for CommandHarness {
             // Its own process group, so a timeout kills the harness's children too.
             .process_group(0);
 
-        let program = kernel.command.join(" ");
+        let program = if kernel.cuda.is_some() {
+            "the CUDA runner".to_string()
+        } else {
+            argv.join(" ")
+        };
         let mut child = command.spawn().map_err(|err| Failure {
             message: format!("cannot start `{program}`: {err}"),
             stderr_tail: String::new(),
@@ -101,12 +122,17 @@ impl Harness for CommandHarness {
         }
 
         let report = parse_report(&stdout).map_err(fail)?;
+        if let Some(error) = report.error {
+            return Err(fail(error));
+        }
         Ok(Measurement {
             samples_us: report.samples_us,
             correct: report.correct,
             max_abs_err: report.max_abs_err,
             max_rel_err: report.max_rel_err,
             device: report.device,
+            message: report.message,
+            details: report.details,
             stderr_tail,
         })
     }
@@ -225,6 +251,10 @@ fn parse_report(stdout: &str) -> Result<Report, String> {
             clip(line.trim(), 200)
         )
     })?;
+    // A harness that failed, or found the output wrong, need not time anything.
+    if report.error.is_some() || report.correct == Some(false) {
+        return Ok(report);
+    }
     if report.samples_us.len() < 2 {
         return Err(format!(
             "the harness reported {} sample(s); at least 2 are needed",
@@ -300,12 +330,22 @@ mod tests {
                 "{\"samples_us\": [1, 2], \"max_abs_err\": -1}",
                 "max_abs_err",
             ),
-            ("{\"samples\": [1, 2]}", "missing field `samples_us`"),
+            ("{\"samples\": [1, 2]}", "at least 2"),
         ];
         for (stdout, needle) in cases {
             let err = parse_report(stdout).map(|_| ()).unwrap_err();
             assert!(err.contains(needle), "{stdout:?}: {err}");
         }
+    }
+
+    #[test]
+    fn errors_and_wrong_results_need_no_samples() {
+        let report = parse_report("{\"error\": \"compile error\"}").unwrap();
+        assert_eq!(report.error.as_deref(), Some("compile error"));
+        let report =
+            parse_report("{\"correct\": false, \"details\": {\"mismatches\": 3}}").unwrap();
+        assert_eq!(report.correct, Some(false));
+        assert_eq!(report.details.unwrap()["mismatches"], 3);
     }
 
     #[test]

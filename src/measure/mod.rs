@@ -28,6 +28,10 @@ pub struct Measurement {
     pub max_rel_err: Option<f64>,
     /// The device the samples came from; selects the baseline folder.
     pub device: Option<String>,
+    /// The harness's explanation of a wrong result.
+    pub message: Option<String>,
+    /// Extra facts the harness reported (driver, clocks, batch size, mismatches, ...).
+    pub details: Option<serde_json::Map<String, serde_json::Value>>,
     /// Tail of the harness's stderr, kept for the reports when something looks wrong.
     pub stderr_tail: String,
 }

@@ -113,6 +113,7 @@ pub(crate) mod fixture {
             message: None,
             stderr_tail: None,
             baseline_commit: None,
+            details: None,
             baseline_samples_us: vec![],
             candidate_samples_us: vec![],
         }

@@ -1,0 +1,233 @@
+//! Gate 1 — compile: CUDA C++ to a CUBIN through NVRTC, cached on disk.
+//!
+//! The cache key is a hash of the source, every header beside it, the options, the target
+//! architecture and the NVRTC version, so a repeated check loads the CUBIN instead of
+//! recompiling, and any change that could alter the code misses the cache.
+
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+
+use cudarc::nvrtc::{result as rtc, sys as rtc_sys};
+use sha2::{Digest, Sha256};
+
+use crate::atomic;
+
+/// A compiled kernel image.
+pub struct Compiled {
+    pub cubin: Vec<u8>,
+    /// True when it came from the cache.
+    pub cached: bool,
+    /// Where the CUBIN is kept, for disassembly.
+    pub path: Option<PathBuf>,
+}
+
+/// What to compile.
+pub struct Unit<'a> {
+    pub text: &'a [u8],
+    /// How the source is named in compiler messages: its path relative to gates.yaml.
+    pub display_name: &'a str,
+    /// The source's folder, searched for includes (and hashed for the cache), if it has one.
+    pub folder: Option<&'a Path>,
+    pub options: &'a [String],
+    /// `sm_90` and the like.
+    pub arch: &'a str,
+}
+
+/// The CUDA toolkit's include folder, for `cuda_fp16.h`, `cuda_fp8.h`, `mma.h`.
+pub fn cuda_include_dir() -> Option<PathBuf> {
+    let roots = ["CUDA_HOME", "CUDA_PATH"]
+        .iter()
+        .filter_map(|var| std::env::var_os(var).map(PathBuf::from))
+        .chain([PathBuf::from("/usr/local/cuda")]);
+    for root in roots {
+        for include in [
+            root.join("include"),
+            root.join("targets/x86_64-linux/include"),
+        ] {
+            if include.join("cuda_fp16.h").is_file() {
+                return Some(include);
+            }
+        }
+    }
+    None
+}
+
+fn nvrtc_version() -> String {
+    let (mut major, mut minor) = (0, 0);
+    match unsafe { rtc_sys::nvrtcVersion(&mut major, &mut minor) }.result() {
+        Ok(()) => format!("{major}.{minor}"),
+        Err(_) => "unknown".to_string(),
+    }
+}
+
+/// The folder compiled images are cached in.
+fn cache_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("GATEKEEPER_CACHE_DIR") {
+        return Some(PathBuf::from(dir));
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
+    Some(base.join("gatekeeper"))
+}
+
+/// Full options: the caller's, plus the architecture unless they chose one, line info for
+/// profilers, and include paths for the source's folder and the toolkit.
+fn full_options(unit: &Unit, include: Option<&Path>) -> Vec<String> {
+    let mut options = unit.options.to_vec();
+    let chose_arch = options
+        .iter()
+        .any(|o| o.starts_with("--gpu-architecture") || o.starts_with("-arch"));
+    if !chose_arch {
+        options.push(format!("--gpu-architecture={}", unit.arch));
+    }
+    options.push("-lineinfo".to_string());
+    if let Some(folder) = unit.folder {
+        options.push(format!("-I{}", folder.display()));
+    }
+    if let Some(include) = include {
+        options.push(format!("-I{}", include.display()));
+    }
+    options
+}
+
+/// The cache key: everything that can change the compiled code.
+fn cache_key(unit: &Unit, source: &[u8], options: &[String], nvrtc: &str) -> String {
+    let mut hash = Sha256::new();
+    for part in [
+        env!("CARGO_PKG_VERSION"),
+        nvrtc,
+        unit.arch,
+        unit.display_name,
+    ] {
+        hash.update(part.as_bytes());
+        hash.update([0]);
+    }
+    for option in options {
+        hash.update(option.as_bytes());
+        hash.update([0]);
+    }
+    hash.update(source);
+    // Headers are found by NVRTC at compile time; hashing the source's neighbours catches
+    // edits to the usual `#include "common.cuh"`.
+    if let Some(folder) = unit.folder {
+        if let Ok(entries) = std::fs::read_dir(folder) {
+            let mut headers: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    matches!(
+                        p.extension().and_then(|e| e.to_str()),
+                        Some("cuh" | "h" | "hpp" | "inl")
+                    )
+                })
+                .collect();
+            headers.sort();
+            for header in headers {
+                hash.update(header.to_string_lossy().as_bytes());
+                hash.update(std::fs::read(&header).unwrap_or_default());
+            }
+        }
+    }
+    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Compiles `unit`, or loads it from the cache. The error is the compiler log (with
+/// `file(line): error: ...` lines) or a message naming what is missing.
+pub fn compile(unit: &Unit) -> Result<Compiled, String> {
+    let source = unit.text;
+    let include = cuda_include_dir();
+    let options = full_options(unit, include.as_deref());
+    let nvrtc = nvrtc_version();
+    let cached_path = cache_dir().map(|dir| {
+        dir.join("cubin").join(format!(
+            "{}.cubin",
+            cache_key(unit, source, &options, &nvrtc)
+        ))
+    });
+    if let Some(path) = &cached_path {
+        if let Ok(cubin) = std::fs::read(path) {
+            return Ok(Compiled {
+                cubin,
+                cached: true,
+                path: Some(path.clone()),
+            });
+        }
+    }
+    let cubin = nvrtc_compile(unit, source, &options).map_err(|log| {
+        let hint = if include.is_none() && log.contains("cannot open source file") {
+            "\n(no CUDA include folder was found: set CUDA_HOME to the toolkit's folder)"
+        } else {
+            ""
+        };
+        format!(
+            "compile error in {} (NVRTC {nvrtc}, {}):\n{}{hint}",
+            unit.display_name,
+            unit.arch,
+            log.trim_end()
+        )
+    })?;
+    // A cache that cannot be written only costs time.
+    let path = cached_path.filter(|path| {
+        path.parent()
+            .is_some_and(|dir| std::fs::create_dir_all(dir).is_ok())
+            && atomic::write(path, &cubin).is_ok()
+    });
+    Ok(Compiled {
+        cubin,
+        cached: false,
+        path,
+    })
+}
+
+fn nvrtc_compile(unit: &Unit, source: &[u8], options: &[String]) -> Result<Vec<u8>, String> {
+    let source = CString::new(source.to_vec())
+        .map_err(|_| format!("{}: the source contains a NUL byte", unit.display_name))?;
+    let name = CString::new(unit.display_name).map_err(|_| "bad source name".to_string())?;
+    for option in options {
+        if option.contains('\0') {
+            return Err(format!("option {option:?} contains a NUL byte"));
+        }
+    }
+    let program = rtc::create_program(&source, Some(&name))
+        .map_err(|err| format!("nvrtcCreateProgram: {err:?}"))?;
+    let compiled = unsafe { rtc::compile_program(program, options) };
+    let log = unsafe { rtc::get_program_log(program) }
+        .map(|log| {
+            let bytes: Vec<u8> = log
+                .iter()
+                .take_while(|c| **c != 0)
+                .map(|c| *c as u8)
+                .collect();
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+        .unwrap_or_default();
+    let result = match compiled {
+        Err(err) => Err(if log.trim().is_empty() {
+            format!("{err:?}")
+        } else {
+            log
+        }),
+        Ok(()) => cubin(program),
+    };
+    unsafe {
+        let _ = rtc::destroy_program(program);
+    }
+    result
+}
+
+fn cubin(program: rtc_sys::nvrtcProgram) -> Result<Vec<u8>, String> {
+    let mut size = 0usize;
+    unsafe { rtc_sys::nvrtcGetCUBINSize(program, &mut size) }
+        .result()
+        .map_err(|err| format!("nvrtcGetCUBINSize: {err:?} (compile for a real sm_XX architecture, not compute_XX)"))?;
+    if size == 0 {
+        return Err(
+            "NVRTC produced no CUBIN (the architecture must be sm_XX, not compute_XX)".to_string(),
+        );
+    }
+    let mut image = vec![0u8; size];
+    unsafe { rtc_sys::nvrtcGetCUBIN(program, image.as_mut_ptr() as *mut std::ffi::c_char) }
+        .result()
+        .map_err(|err| format!("nvrtcGetCUBIN: {err:?}"))?;
+    Ok(image)
+}

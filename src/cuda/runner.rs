@@ -1,0 +1,740 @@
+//! The CUDA runner: gates 1–3 (compile → correctness → timing) for one `cuda:` kernel on one
+//! shape. gatekeeper runs it as a child of itself, so an illegal address, a hang or a crash costs
+//! one shape, not the run; it reads the job from the protocol v1 environment and prints a
+//! protocol v1 report, like any command harness.
+
+use std::path::{Path, PathBuf};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, Normal};
+use serde_json::{json, Map, Value};
+
+use super::compile::{self, Compiled, Unit};
+use super::driver::{ArgValue, Buffer, Event, Function, Gpu, Module, Scratch, Stream};
+use super::dtype::DType;
+use super::spec::{self, Arg, Init, L2Mode, Resolved, ResolvedLaunch, Tolerance};
+use crate::config::Config;
+
+/// Kernels faster than this are timed in batches replayed from a CUDA graph, so the launch
+/// overhead of a few microseconds does not drown them.
+const BATCH_BELOW_US: f64 = 20.0;
+/// A batch is sized to last about this long.
+const BATCH_TARGET_US: f64 = 200.0;
+const MAX_BATCH: usize = 1000;
+/// In hot mode a spin kernel this long keeps the GPU busy ahead of the start event.
+const SPIN_NS: u64 = 20_000;
+/// Above this much dynamic shared memory a kernel must opt in.
+const DEFAULT_SHARED_LIMIT: u32 = 48 * 1024;
+
+const SPIN_SOURCE: &str = r#"
+extern "C" __global__ void gatekeeper_spin(unsigned long long ns) {
+    unsigned long long start, now;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(start));
+    do {
+        asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
+    } while (now - start < ns);
+}
+"#;
+
+/// Entry point of `gatekeeper __cuda-runner`: always prints one protocol line.
+pub fn main(config_path: &Path) -> u8 {
+    let report = match run(config_path) {
+        Ok(report) => report,
+        Err(message) => json!({ "error": message }),
+    };
+    println!("{report}");
+    0
+}
+
+/// The job, from the protocol's environment variables.
+struct Job {
+    kernel: String,
+    shape: String,
+    warmup: u64,
+    samples: u64,
+    seed: u64,
+}
+
+fn job_from_env() -> Result<Job, String> {
+    let var = |name: &str| {
+        std::env::var(name)
+            .map_err(|_| format!("{name} is not set: the CUDA runner is started by gatekeeper"))
+    };
+    let number = |name: &str| -> Result<u64, String> {
+        var(name)?
+            .parse()
+            .map_err(|_| format!("{name} is not a whole number"))
+    };
+    Ok(Job {
+        kernel: var("GATEKEEPER_KERNEL")?,
+        shape: var("GATEKEEPER_SHAPE")?,
+        warmup: number("GATEKEEPER_WARMUP")?,
+        samples: number("GATEKEEPER_SAMPLES")?,
+        seed: number("GATEKEEPER_SEED")?,
+    })
+}
+
+fn run(config_path: &Path) -> Result<Value, String> {
+    let config = Config::load(config_path).map_err(|err| err.to_string())?;
+    let job = job_from_env()?;
+    let kernel = config
+        .kernel(&job.kernel)
+        .ok_or_else(|| format!("no kernel {:?} in {}", job.kernel, config_path.display()))?;
+    let spec = kernel
+        .cuda
+        .as_ref()
+        .ok_or_else(|| format!("kernel {:?} has no `cuda` block", job.kernel))?;
+    let params = config
+        .shapes
+        .get(&job.shape)
+        .ok_or_else(|| format!("no shape {:?}", job.shape))?;
+    let resolved = spec::resolve(spec, params).map_err(|problems| {
+        problems
+            .into_iter()
+            .map(|(key, why)| format!("cuda.{key}: {why}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    })?;
+
+    let gpu = Gpu::open()?;
+    let (major, minor) = gpu.info.compute_capability;
+    let arch = format!("sm_{major}{minor}");
+    let clock_before = sm_clock_mhz(&gpu.info.pci_bus_id);
+
+    // Gate 1: compile.
+    let candidate_source = source_file(&config.root, &spec.source)?;
+    let reference_source = match &spec.reference.source {
+        Some(source) => source_file(&config.root, source)?,
+        None => candidate_source.clone(),
+    };
+    let candidate = compile_file(&candidate_source, &spec.source, &spec.options, &arch)?;
+    let reference_name = spec.reference.source.as_deref().unwrap_or(&spec.source);
+    let reference = compile_file(
+        &reference_source,
+        reference_name,
+        &spec.reference.options,
+        &arch,
+    )?;
+    let spin = compile::compile(&Unit {
+        text: SPIN_SOURCE.as_bytes(),
+        display_name: "gatekeeper_spin.cu",
+        folder: None,
+        options: &[],
+        arch: &arch,
+    })?;
+    let candidate_module = Module::load(&candidate.cubin)?;
+    let reference_module = Module::load(&reference.cubin)?;
+    let spin_module = Module::load(&spin.cubin)?;
+    let candidate_fns = functions(&candidate_module, &resolved.launches, &gpu)?;
+    let reference_fns = functions(&reference_module, &resolved.reference, &gpu)?;
+    let spin_fn = spin_module.function("gatekeeper_spin")?;
+
+    let streams = (0..spec::stream_count(&resolved.launches))
+        .map(|_| Stream::new())
+        .collect::<Result<Vec<_>, _>>()?;
+    let buffers = Buffers::new(&resolved)?;
+    let candidate_op = Op::new(&resolved.launches, &candidate_fns, &buffers, false)?;
+    let reference_op = Op::new(&resolved.reference, &reference_fns, &buffers, true)?;
+
+    let mut details = Map::new();
+    details.insert("runner".into(), json!("cuda"));
+    details.insert("arch".into(), json!(arch));
+    details.insert(
+        "driver_version".into(),
+        json!(driver_version(gpu.info.driver_version)),
+    );
+    details.insert("multiprocessors".into(), json!(gpu.info.multiprocessors));
+    details.insert("seed".into(), json!(job.seed));
+    details.insert("trials".into(), json!(spec.trials));
+    details.insert(
+        "compiled".into(),
+        json!(if candidate.cached { "cache" } else { "nvrtc" }),
+    );
+    if let Some(path) = &candidate.path {
+        details.insert("cubin".into(), json!(path.display().to_string()));
+    }
+
+    // Gate 2: correctness, with fresh inputs each trial.
+    let mut worst = Check::default();
+    for trial in 0..u64::from(spec.trials) {
+        let seed = job.seed.wrapping_add(trial);
+        buffers.fill_inputs(&resolved, seed)?;
+        let check = verify(
+            &gpu,
+            &streams,
+            &candidate_op,
+            &reference_op,
+            &buffers,
+            &resolved,
+            spec.tolerance,
+        )?;
+        worst.absorb(&check);
+        if !check.passed() {
+            return Ok(incorrect(
+                &gpu,
+                details,
+                &check,
+                &format!("trial {} (seed {seed})", trial + 1),
+            ));
+        }
+    }
+
+    // Gate 3: timing.
+    let timing = time(&gpu, &streams, &candidate_op, &spin_fn, spec.l2, &job)?;
+
+    // Correctness again: a kernel that is only right on its first calls must not pass.
+    let after = verify(
+        &gpu,
+        &streams,
+        &candidate_op,
+        &reference_op,
+        &buffers,
+        &resolved,
+        spec.tolerance,
+    )?;
+    worst.absorb(&after);
+    if !after.passed() {
+        return Ok(incorrect(
+            &gpu,
+            details,
+            &after,
+            "the check after the timing loop",
+        ));
+    }
+
+    details.insert("elements_checked".into(), json!(worst.total));
+    details.insert("batch".into(), json!(timing.batch));
+    details.insert("pilot_us".into(), json!(timing.pilot_us));
+    details.insert(
+        "l2".into(),
+        json!(match spec.l2 {
+            L2Mode::Cold => "cold",
+            L2Mode::Hot => "hot",
+        }),
+    );
+    details.insert("sm_clock_mhz_before".into(), json!(clock_before));
+    details.insert(
+        "sm_clock_mhz_after".into(),
+        json!(sm_clock_mhz(&gpu.info.pci_bus_id)),
+    );
+    Ok(json!({
+        "samples_us": timing.samples_us,
+        "correct": true,
+        "max_abs_err": finite_or_null(worst.max_abs),
+        "max_rel_err": finite_or_null(worst.max_rel),
+        "device": gpu.info.name,
+        "details": details,
+    }))
+}
+
+fn incorrect(gpu: &Gpu, mut details: Map<String, Value>, check: &Check, when: &str) -> Value {
+    details.insert("elements_checked".into(), json!(check.total));
+    details.insert("elements_incorrect".into(), json!(check.mismatches));
+    json!({
+        "correct": false,
+        "message": format!("{} (in {when})", check.describe()),
+        "max_abs_err": finite_or_null(check.max_abs),
+        "max_rel_err": finite_or_null(check.max_rel),
+        "device": gpu.info.name,
+        "details": details,
+    })
+}
+
+fn finite_or_null(value: f64) -> Value {
+    if value.is_finite() {
+        json!(value)
+    } else {
+        Value::Null
+    }
+}
+
+fn driver_version(version: i32) -> String {
+    format!("{}.{}", version / 1000, (version % 1000) / 10)
+}
+
+/// The source file, which must lie inside the folder of gates.yaml even after symlinks.
+fn source_file(root: &Path, relative: &str) -> Result<PathBuf, String> {
+    let root = root
+        .canonicalize()
+        .map_err(|err| format!("{}: {err}", root.display()))?;
+    let path = root
+        .join(relative)
+        .canonicalize()
+        .map_err(|err| format!("{relative}: cannot open the kernel source: {err}"))?;
+    if !path.starts_with(&root) {
+        return Err(format!(
+            "{relative}: resolves outside {} (a symlink?)",
+            root.display()
+        ));
+    }
+    Ok(path)
+}
+
+fn compile_file(
+    path: &Path,
+    name: &str,
+    options: &[String],
+    arch: &str,
+) -> Result<Compiled, String> {
+    let text = std::fs::read(path)
+        .map_err(|err| format!("{name}: cannot read the kernel source: {err}"))?;
+    compile::compile(&Unit {
+        text: &text,
+        display_name: name,
+        folder: path.parent(),
+        options,
+        arch,
+    })
+}
+
+fn functions(
+    module: &Module,
+    launches: &[ResolvedLaunch],
+    gpu: &Gpu,
+) -> Result<Vec<Function>, String> {
+    launches
+        .iter()
+        .map(|launch| {
+            let function = module.function(&launch.entry)?;
+            if launch.shared_bytes > DEFAULT_SHARED_LIMIT {
+                if launch.shared_bytes as i32 > gpu.info.max_shared_optin {
+                    return Err(format!(
+                        "{}: {} bytes of dynamic shared memory exceed the device's {}",
+                        launch.entry, launch.shared_bytes, gpu.info.max_shared_optin
+                    ));
+                }
+                function.allow_shared(launch.shared_bytes)?;
+            }
+            Ok(function)
+        })
+        .collect()
+}
+
+/// The SM clock now, from nvidia-smi, if it is there.
+fn sm_clock_mhz(pci_bus_id: &str) -> Option<u64> {
+    let output = std::process::Command::new("nvidia-smi")
+        .args([
+            "--query-gpu=clocks.sm",
+            "--format=csv,noheader,nounits",
+            "-i",
+            pci_bus_id,
+        ])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&output.stdout).trim().parse().ok()
+}
+
+/// Device buffers: the kernel's tensors, and an f32 twin of each output for the reference.
+struct Buffers {
+    tensors: Vec<Buffer>,
+    reference_outputs: Vec<Option<Buffer>>,
+    /// What was uploaded to each input, to prove the kernel left it alone.
+    inputs: std::cell::RefCell<Vec<Option<Vec<u8>>>>,
+}
+
+impl Buffers {
+    fn new(resolved: &Resolved) -> Result<Buffers, String> {
+        let mut tensors = Vec::new();
+        let mut reference_outputs = Vec::new();
+        for tensor in &resolved.tensors {
+            tensors.push(
+                Buffer::new(tensor.bytes()).map_err(|e| format!("tensor {}: {e}", tensor.name))?,
+            );
+            reference_outputs.push(if tensor.output {
+                Some(
+                    Buffer::new(tensor.numel * 4)
+                        .map_err(|e| format!("reference {}: {e}", tensor.name))?,
+                )
+            } else {
+                None
+            });
+        }
+        Ok(Buffers {
+            inputs: std::cell::RefCell::new(vec![None; tensors.len()]),
+            tensors,
+            reference_outputs,
+        })
+    }
+
+    /// Seeded random inputs, a fresh draw per seed and tensor.
+    fn fill_inputs(&self, resolved: &Resolved, seed: u64) -> Result<(), String> {
+        let mut inputs = self.inputs.borrow_mut();
+        for (index, tensor) in resolved.tensors.iter().enumerate() {
+            if tensor.output {
+                continue;
+            }
+            let mut rng =
+                StdRng::seed_from_u64(seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let values = generate(&mut rng, tensor.init, tensor.numel)?;
+            let bytes = tensor.dtype.encode(&values);
+            self.tensors[index].upload(&bytes)?;
+            inputs[index] = Some(bytes);
+        }
+        Ok(())
+    }
+}
+
+fn generate(rng: &mut StdRng, init: Init, n: usize) -> Result<Vec<f32>, String> {
+    Ok(match init {
+        Init::Uniform([lo, hi]) => (0..n).map(|_| rng.random_range(lo..hi) as f32).collect(),
+        Init::Normal([mean, std]) => {
+            let normal = Normal::new(mean, std).map_err(|e| format!("normal init: {e}"))?;
+            (0..n).map(|_| normal.sample(rng) as f32).collect()
+        }
+        Init::Constant(value) => vec![value as f32; n],
+    })
+}
+
+/// One run of a kernel: its launches with their arguments bound to buffers.
+struct Op<'a> {
+    steps: Vec<(&'a ResolvedLaunch, &'a Function, Vec<ArgValue>)>,
+}
+
+impl<'a> Op<'a> {
+    fn new(
+        launches: &'a [ResolvedLaunch],
+        functions: &'a [Function],
+        buffers: &Buffers,
+        reference: bool,
+    ) -> Result<Op<'a>, String> {
+        let steps = launches
+            .iter()
+            .zip(functions)
+            .map(|(launch, function)| {
+                let args = launch
+                    .args
+                    .iter()
+                    .map(|arg| match *arg {
+                        Arg::Tensor(i) => {
+                            let buffer = match (&buffers.reference_outputs[i], reference) {
+                                (Some(twin), true) => twin,
+                                _ => &buffers.tensors[i],
+                            };
+                            ArgValue::Ptr(buffer.ptr())
+                        }
+                        Arg::I32(v) => ArgValue::I32(v),
+                        Arg::I64(v) => ArgValue::I64(v),
+                        Arg::U32(v) => ArgValue::U32(v),
+                        Arg::U64(v) => ArgValue::U64(v),
+                        Arg::F32(v) => ArgValue::F32(v),
+                        Arg::F64(v) => ArgValue::F64(v),
+                    })
+                    .collect();
+                (launch, function, args)
+            })
+            .collect();
+        Ok(Op { steps })
+    }
+
+    fn single_stream(&self) -> bool {
+        self.steps.iter().all(|(launch, _, _)| launch.stream == 0)
+    }
+
+    /// Enqueues the launches. Auxiliary streams fork from stream 0 and are joined back into it,
+    /// so whatever runs on them finishes before anything later on stream 0.
+    fn enqueue(&self, streams: &[Stream], fork: &Event, joins: &[Event]) -> Result<(), String> {
+        let main = &streams[0];
+        let side: Vec<usize> = (1..streams.len())
+            .filter(|s| self.steps.iter().any(|(l, _, _)| l.stream == *s))
+            .collect();
+        if !side.is_empty() {
+            fork.record(main)?;
+            for s in &side {
+                streams[*s].wait(fork)?;
+            }
+        }
+        for (launch, function, args) in &self.steps {
+            function.launch(
+                launch.grid,
+                launch.block,
+                launch.shared_bytes,
+                &streams[launch.stream],
+                args,
+            )?;
+        }
+        for s in &side {
+            joins[*s].record(&streams[*s])?;
+            main.wait(&joins[*s])?;
+        }
+        Ok(())
+    }
+}
+
+/// The result of comparing one run against the reference.
+#[derive(Debug, Default)]
+struct Check {
+    total: usize,
+    mismatches: usize,
+    unwritten: usize,
+    max_abs: f64,
+    max_rel: f64,
+    first: Option<String>,
+    /// Failures that are not element mismatches: a modified input, a write out of bounds.
+    problems: Vec<String>,
+}
+
+impl Check {
+    fn passed(&self) -> bool {
+        self.mismatches == 0 && self.problems.is_empty()
+    }
+
+    fn absorb(&mut self, other: &Check) {
+        self.total = self.total.max(other.total);
+        self.max_abs = self.max_abs.max(other.max_abs);
+        self.max_rel = self.max_rel.max(other.max_rel);
+    }
+
+    fn describe(&self) -> String {
+        let mut parts = self.problems.clone();
+        if self.mismatches > 0 {
+            let mut text = format!(
+                "{} / {} elements incorrect",
+                thousands(self.mismatches),
+                thousands(self.total)
+            );
+            if self.unwritten > 0 {
+                text.push_str(&format!(" ({} never written)", thousands(self.unwritten)));
+            }
+            if let Some(first) = &self.first {
+                text.push_str(&format!("; first: {first}"));
+            }
+            parts.push(text);
+        }
+        parts.join("; ")
+    }
+}
+
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Poisons the outputs, runs the kernel and the reference on the current inputs, and compares.
+fn verify(
+    gpu: &Gpu,
+    streams: &[Stream],
+    candidate: &Op,
+    reference: &Op,
+    buffers: &Buffers,
+    resolved: &Resolved,
+    tolerance: Tolerance,
+) -> Result<Check, String> {
+    let mut check = Check::default();
+    for (index, tensor) in resolved.tensors.iter().enumerate() {
+        if tensor.output {
+            buffers.tensors[index].fill(&tensor.dtype.sentinel())?;
+            if let Some(twin) = &buffers.reference_outputs[index] {
+                twin.fill(&DType::F32.sentinel())?;
+            }
+        }
+    }
+    let fork = Event::new()?;
+    let joins = (0..streams.len())
+        .map(|_| Event::new())
+        .collect::<Result<Vec<_>, _>>()?;
+    candidate.enqueue(streams, &fork, &joins)?;
+    gpu.synchronize()
+        .map_err(|e| format!("the kernel failed: {e}"))?;
+
+    let inputs = buffers.inputs.borrow();
+    for (index, tensor) in resolved.tensors.iter().enumerate() {
+        let buffer = &buffers.tensors[index];
+        let (before, after) = buffer.guard_damage()?;
+        if before + after > 0 {
+            check.problems.push(format!(
+                "wrote outside tensor `{}`: {before} byte(s) before its start, {after} after its end",
+                tensor.name
+            ));
+            buffer.reset_guards()?;
+        }
+        if let Some(uploaded) = &inputs[index] {
+            let now = buffer.download()?;
+            let changed = now.iter().zip(uploaded).filter(|(a, b)| a != b).count();
+            if changed > 0 {
+                check.problems.push(format!(
+                    "input `{}` was modified by the kernel ({} bytes changed)",
+                    tensor.name,
+                    thousands(changed)
+                ));
+                // Restore it so the reference sees the real inputs.
+                buffer.upload(uploaded)?;
+            }
+        }
+    }
+
+    reference.enqueue(&streams[..1], &fork, &joins)?;
+    gpu.synchronize()
+        .map_err(|e| format!("the reference kernel failed: {e}"))?;
+
+    for (index, tensor) in resolved.tensors.iter().enumerate() {
+        let Some(twin) = &buffers.reference_outputs[index] else {
+            continue;
+        };
+        let got = tensor.dtype.decode(&buffers.tensors[index].download()?);
+        let want = DType::F32.decode(&twin.download()?);
+        for (element, (g, w)) in got.iter().zip(&want).enumerate() {
+            if !w.is_finite() {
+                return Err(format!(
+                    "the reference wrote {w} to {}[{element}]: it must produce finite values for every element",
+                    tensor.name
+                ));
+            }
+            check.total += 1;
+            let abs = (g - w).abs();
+            let rel = if *w == 0.0 {
+                if abs == 0.0 {
+                    0.0
+                } else {
+                    f64::INFINITY
+                }
+            } else {
+                abs / w.abs()
+            };
+            let unwritten = tensor.dtype.is_sentinel(*g);
+            let bad =
+                unwritten || !g.is_finite() || abs > tolerance.atol + tolerance.rtol * w.abs();
+            if g.is_finite() {
+                check.max_abs = check.max_abs.max(abs);
+                check.max_rel = check.max_rel.max(rel);
+            } else {
+                check.max_abs = f64::INFINITY;
+                check.max_rel = f64::INFINITY;
+            }
+            if bad {
+                check.mismatches += 1;
+                check.unwritten += usize::from(unwritten);
+                if check.first.is_none() {
+                    check.first = Some(format!("{}[{element}] = {g}, expected {w}", tensor.name));
+                }
+            }
+        }
+    }
+    Ok(check)
+}
+
+struct Timing {
+    samples_us: Vec<f64>,
+    batch: usize,
+    pilot_us: f64,
+}
+
+/// Gate 3: CUDA events around each run, after warm-up; L2 flushed (cold) or a spin kernel
+/// (hot) ahead of the start event so it is queued behind work and times only the kernel; the
+/// whole device synchronised before a sample ends.
+fn time(
+    gpu: &Gpu,
+    streams: &[Stream],
+    op: &Op,
+    spin: &Function,
+    l2: L2Mode,
+    job: &Job,
+) -> Result<Timing, String> {
+    let main = &streams[0];
+    let fork = Event::new()?;
+    let joins = (0..streams.len())
+        .map(|_| Event::new())
+        .collect::<Result<Vec<_>, _>>()?;
+    let (start, end) = (Event::new()?, Event::new()?);
+    let flush = Scratch::new((2 * gpu.info.l2_bytes).max(8 << 20))?;
+    let crashed = |e: String| format!("the kernel failed while being timed: {e}");
+
+    let prelude = || -> Result<(), String> {
+        match l2 {
+            L2Mode::Cold => flush.overwrite(main, 0),
+            L2Mode::Hot => spin.launch([1, 1, 1], [1, 1, 1], 0, main, &[ArgValue::U64(SPIN_NS)]),
+        }
+    };
+    let sample = |body: &dyn Fn() -> Result<(), String>| -> Result<f64, String> {
+        prelude()?;
+        start.record(main)?;
+        body()?;
+        end.record(main)?;
+        gpu.synchronize().map_err(crashed)?;
+        Ok(f64::from(start.elapsed_ms(&end)?) * 1000.0)
+    };
+    let run_once = || op.enqueue(streams, &fork, &joins);
+
+    for _ in 0..job.warmup {
+        run_once()?;
+    }
+    gpu.synchronize().map_err(crashed)?;
+
+    let mut pilot: Vec<f64> = (0..5)
+        .map(|_| sample(&run_once))
+        .collect::<Result<_, _>>()?;
+    pilot.sort_by(f64::total_cmp);
+    let pilot_us = pilot[pilot.len() / 2];
+
+    let batch = if pilot_us < BATCH_BELOW_US && op.single_stream() {
+        ((BATCH_TARGET_US / pilot_us.max(0.5)).ceil() as usize).clamp(2, MAX_BATCH)
+    } else {
+        1
+    };
+    let graph = if batch > 1 {
+        main.begin_capture()?;
+        let captured = (0..batch).try_for_each(|_| run_once());
+        let graph = main.end_capture()?;
+        captured?;
+        graph.launch(main)?;
+        gpu.synchronize().map_err(crashed)?;
+        Some(graph)
+    } else {
+        None
+    };
+
+    let mut samples_us = Vec::with_capacity(job.samples as usize);
+    for _ in 0..job.samples {
+        let elapsed = match &graph {
+            Some(graph) => sample(&|| graph.launch(main))?,
+            None => sample(&run_once)?,
+        };
+        samples_us.push(elapsed / batch as f64);
+    }
+    Ok(Timing {
+        samples_us,
+        batch,
+        pilot_us,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_read_like_the_seed_report() {
+        let check = Check {
+            total: 32_768,
+            mismatches: 32_616,
+            unwritten: 0,
+            first: Some("out[0] = NaN, expected 0.5".into()),
+            ..Check::default()
+        };
+        assert_eq!(
+            check.describe(),
+            "32,616 / 32,768 elements incorrect; first: out[0] = NaN, expected 0.5"
+        );
+        assert_eq!(thousands(1_000), "1,000");
+        assert_eq!(thousands(999), "999");
+    }
+
+    #[test]
+    fn inputs_are_seeded_and_fresh_per_seed() {
+        let draw = |seed| generate(&mut StdRng::seed_from_u64(seed), Init::default(), 8).unwrap();
+        assert_eq!(draw(1), draw(1));
+        assert_ne!(draw(1), draw(2));
+        assert!(draw(3).iter().all(|v| (-1.0..1.0).contains(v)));
+        assert_eq!(
+            generate(&mut StdRng::seed_from_u64(0), Init::Constant(0.0), 3).unwrap(),
+            [0.0; 3]
+        );
+    }
+}

@@ -1,0 +1,447 @@
+//! The `cuda:` block of a kernel in gates.yaml: everything needed to compile, feed, check and
+//! launch a CUDA C++ kernel without host code. [`resolve`] turns it into concrete sizes for one
+//! shape; config loading resolves every shape up front so mistakes surface before any GPU work.
+
+use std::collections::HashSet;
+use std::path::{Component, Path};
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+use super::dtype::DType;
+use super::expr::Expr;
+use crate::config::Params;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CudaSpec {
+    /// CUDA C++ source, relative to the folder of gates.yaml and inside it.
+    pub source: String,
+    /// Extra NVRTC options. The architecture defaults to the device's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<String>,
+    /// Device buffers, in order; inputs get seeded random data, outputs a NaN sentinel.
+    pub tensors: IndexMap<String, TensorSpec>,
+    /// The launches that make up one run of the kernel, in order.
+    pub launches: Vec<LaunchSpec>,
+    /// The kernel it is checked against, computing every output in f32.
+    pub reference: ReferenceSpec,
+    pub tolerance: Tolerance,
+    /// Correctness trials, each with fresh inputs.
+    #[serde(default = "default_trials")]
+    pub trials: u32,
+    /// `cold` flushes L2 before every timed sample; `hot` keeps what the previous run left.
+    #[serde(default)]
+    pub l2: L2Mode,
+}
+
+fn default_trials() -> u32 {
+    3
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TensorSpec {
+    pub dtype: DType,
+    /// Dimensions as expressions over the shape's parameters.
+    pub shape: Vec<Expr>,
+    #[serde(default)]
+    pub output: bool,
+    /// Distribution of an input's values (ignored for outputs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<Init>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Init {
+    Uniform([f64; 2]),
+    Normal([f64; 2]),
+    Constant(f64),
+}
+
+impl Default for Init {
+    fn default() -> Self {
+        Init::Uniform([-1.0, 1.0])
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LaunchSpec {
+    /// `extern "C"` entry point.
+    pub entry: String,
+    pub grid: Vec<Expr>,
+    pub block: Vec<Expr>,
+    #[serde(default = "zero")]
+    pub shared_bytes: Expr,
+    pub args: Vec<ArgSpec>,
+    /// Which stream it runs on (0, the default, or an auxiliary stream 1, 2, ...). Every stream
+    /// is joined before a sample ends, so work moved to another stream is still timed.
+    #[serde(default)]
+    pub stream: u32,
+}
+
+fn zero() -> Expr {
+    Expr::Int(0)
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferenceSpec {
+    /// Defaults to the kernel's own source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<String>,
+    pub launches: Vec<LaunchSpec>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tolerance {
+    pub atol: f64,
+    pub rtol: f64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum L2Mode {
+    #[default]
+    Cold,
+    Hot,
+}
+
+/// A kernel argument: a tensor's name (its device pointer) or a typed scalar expression.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ArgSpec {
+    Tensor(String),
+    Scalar(ScalarSpec),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum ScalarSpec {
+    I32(Expr),
+    I64(Expr),
+    U32(Expr),
+    U64(Expr),
+    F32(Expr),
+    F64(Expr),
+}
+
+/// A kernel with every expression evaluated for one shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolved {
+    pub tensors: Vec<ResolvedTensor>,
+    pub launches: Vec<ResolvedLaunch>,
+    pub reference: Vec<ResolvedLaunch>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedTensor {
+    pub name: String,
+    pub dtype: DType,
+    pub dims: Vec<usize>,
+    pub numel: usize,
+    pub output: bool,
+    pub init: Init,
+}
+
+impl ResolvedTensor {
+    pub fn bytes(&self) -> usize {
+        self.numel * self.dtype.size()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedLaunch {
+    pub entry: String,
+    pub grid: [u32; 3],
+    pub block: [u32; 3],
+    pub shared_bytes: u32,
+    pub args: Vec<Arg>,
+    pub stream: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Arg {
+    /// Index into [`Resolved::tensors`].
+    Tensor(usize),
+    I32(i32),
+    I64(i64),
+    U32(u32),
+    U64(u64),
+    F32(f32),
+    F64(f64),
+}
+
+/// Most elements one tensor may have (16 Gi).
+const MAX_NUMEL: i64 = 1 << 34;
+/// Most auxiliary streams a kernel may use.
+const MAX_STREAM: u32 = 8;
+
+/// Checks that do not depend on the shape; each problem is `(key, message)`, the key relative
+/// to the `cuda` block.
+pub fn check(spec: &CudaSpec) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    for (key, source) in
+        std::iter::once(("source".to_string(), Some(&spec.source))).chain(std::iter::once((
+            "reference.source".to_string(),
+            spec.reference.source.as_ref(),
+        )))
+    {
+        if let Some(source) = source {
+            if let Err(why) = check_source_path(source) {
+                problems.push((key, why));
+            }
+        }
+    }
+    if spec.tensors.is_empty() {
+        problems.push(("tensors".into(), "must declare at least one tensor".into()));
+    }
+    if !spec.tensors.values().any(|t| t.output) {
+        problems.push((
+            "tensors".into(),
+            "must have at least one tensor with `output: true`: there is nothing to check".into(),
+        ));
+    }
+    for (name, tensor) in &spec.tensors {
+        if !is_identifier(name) {
+            problems.push((
+                format!("tensors.{name}"),
+                "tensor names are identifiers".into(),
+            ));
+        }
+        if tensor.shape.is_empty() {
+            problems.push((
+                format!("tensors.{name}.shape"),
+                "must have at least one dimension".into(),
+            ));
+        }
+        if let Some(Init::Uniform([lo, hi])) = tensor.init {
+            if !(lo.is_finite() && hi.is_finite() && lo < hi) {
+                problems.push((
+                    format!("tensors.{name}.init"),
+                    "uniform needs finite [low, high] with low < high".into(),
+                ));
+            }
+        }
+        if let Some(Init::Normal([mean, std])) = tensor.init {
+            if !(mean.is_finite() && std.is_finite() && std > 0.0) {
+                problems.push((
+                    format!("tensors.{name}.init"),
+                    "normal needs a finite mean and a positive standard deviation".into(),
+                ));
+            }
+        }
+    }
+    for (group, launches) in [
+        ("launches", &spec.launches),
+        ("reference.launches", &spec.reference.launches),
+    ] {
+        if launches.is_empty() {
+            problems.push((group.to_string(), "must list at least one launch".into()));
+        }
+        for (index, launch) in launches.iter().enumerate() {
+            let at = |key: &str| format!("{group}[{index}].{key}");
+            if !is_identifier(&launch.entry) {
+                problems.push((
+                    at("entry"),
+                    format!("{:?} is not a C identifier", launch.entry),
+                ));
+            }
+            for (key, dims) in [("grid", &launch.grid), ("block", &launch.block)] {
+                if dims.is_empty() || dims.len() > 3 {
+                    problems.push((at(key), "must have 1 to 3 dimensions".into()));
+                }
+            }
+            if launch.stream > MAX_STREAM {
+                problems.push((at("stream"), format!("must be at most {MAX_STREAM}")));
+            }
+            if group == "reference.launches" && launch.stream != 0 {
+                problems.push((at("stream"), "the reference runs on stream 0".into()));
+            }
+            for (arg_index, arg) in launch.args.iter().enumerate() {
+                if let ArgSpec::Tensor(name) = arg {
+                    if !spec.tensors.contains_key(name) {
+                        problems.push((
+                            at(&format!("args[{arg_index}]")),
+                            format!("unknown tensor {name:?} (scalars are written {{i32: expr}}, {{f32: expr}}, ...)"),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    let tolerance = spec.tolerance;
+    if !(tolerance.atol >= 0.0
+        && tolerance.rtol >= 0.0
+        && tolerance.atol.is_finite()
+        && tolerance.rtol.is_finite())
+    {
+        problems.push((
+            "tolerance".into(),
+            "atol and rtol must be finite and non-negative".into(),
+        ));
+    }
+    if !(1..=100).contains(&spec.trials) {
+        problems.push((
+            "trials".into(),
+            format!("must be in [1, 100], got {}", spec.trials),
+        ));
+    }
+    problems
+}
+
+/// Evaluates every expression for one shape. Assumes [`check`] found nothing.
+pub fn resolve(spec: &CudaSpec, params: &Params) -> Result<Resolved, Vec<(String, String)>> {
+    let mut problems = Vec::new();
+    let mut tensors = Vec::new();
+    for (name, tensor) in &spec.tensors {
+        let mut dims = Vec::new();
+        for (index, dim) in tensor.shape.iter().enumerate() {
+            match dim.eval_int(params, 1, MAX_NUMEL) {
+                Ok(value) => dims.push(value as usize),
+                Err(why) => problems.push((format!("tensors.{name}.shape[{index}]"), why)),
+            }
+        }
+        let numel = dims.iter().try_fold(1usize, |acc, d| acc.checked_mul(*d));
+        match numel {
+            Some(numel) if numel as u64 <= MAX_NUMEL as u64 => tensors.push(ResolvedTensor {
+                name: name.clone(),
+                dtype: tensor.dtype,
+                dims,
+                numel,
+                output: tensor.output,
+                init: tensor.init.unwrap_or_default(),
+            }),
+            _ => problems.push((
+                format!("tensors.{name}.shape"),
+                format!("more than {MAX_NUMEL} elements"),
+            )),
+        }
+    }
+    let index: IndexMap<&str, usize> = spec
+        .tensors
+        .keys()
+        .enumerate()
+        .map(|(i, name)| (name.as_str(), i))
+        .collect();
+    let mut resolve_launches = |group: &str, launches: &[LaunchSpec]| -> Vec<ResolvedLaunch> {
+        launches
+            .iter()
+            .enumerate()
+            .filter_map(|(i, launch)| {
+                resolve_launch(launch, params, &index)
+                    .map_err(|(key, why)| problems.push((format!("{group}[{i}].{key}"), why)))
+                    .ok()
+            })
+            .collect()
+    };
+    let launches = resolve_launches("launches", &spec.launches);
+    let reference = resolve_launches("reference.launches", &spec.reference.launches);
+    if problems.is_empty() {
+        Ok(Resolved {
+            tensors,
+            launches,
+            reference,
+        })
+    } else {
+        Err(problems)
+    }
+}
+
+fn resolve_launch(
+    launch: &LaunchSpec,
+    params: &Params,
+    tensors: &IndexMap<&str, usize>,
+) -> Result<ResolvedLaunch, (String, String)> {
+    let dims = |key: &str, exprs: &[Expr], max: i64| -> Result<[u32; 3], (String, String)> {
+        let mut out = [1u32; 3];
+        for (i, expr) in exprs.iter().enumerate() {
+            out[i] = expr
+                .eval_int(params, 1, max)
+                .map_err(|why| (format!("{key}[{i}]"), why))? as u32;
+        }
+        Ok(out)
+    };
+    let grid = dims("grid", &launch.grid, i64::from(u32::MAX))?;
+    let block = dims("block", &launch.block, 1024)?;
+    if block.iter().map(|b| u64::from(*b)).product::<u64>() > 1024 {
+        return Err(("block".into(), "more than 1024 threads per block".into()));
+    }
+    let shared_bytes = launch
+        .shared_bytes
+        .eval_int(params, 0, 1 << 20)
+        .map_err(|why| ("shared_bytes".to_string(), why))? as u32;
+    let mut args = Vec::new();
+    for (i, arg) in launch.args.iter().enumerate() {
+        let key = || format!("args[{i}]");
+        let resolved = match arg {
+            ArgSpec::Tensor(name) => Arg::Tensor(tensors[name.as_str()]),
+            ArgSpec::Scalar(scalar) => {
+                resolve_scalar(scalar, params).map_err(|why| (key(), why))?
+            }
+        };
+        args.push(resolved);
+    }
+    Ok(ResolvedLaunch {
+        entry: launch.entry.clone(),
+        grid,
+        block,
+        shared_bytes,
+        args,
+        stream: launch.stream as usize,
+    })
+}
+
+fn resolve_scalar(scalar: &ScalarSpec, params: &Params) -> Result<Arg, String> {
+    Ok(match scalar {
+        ScalarSpec::I32(e) => {
+            Arg::I32(e.eval_int(params, i64::from(i32::MIN), i64::from(i32::MAX))? as i32)
+        }
+        ScalarSpec::I64(e) => Arg::I64(e.eval_int(params, -(1 << 53), 1 << 53)?),
+        ScalarSpec::U32(e) => Arg::U32(e.eval_int(params, 0, i64::from(u32::MAX))? as u32),
+        ScalarSpec::U64(e) => Arg::U64(e.eval_int(params, 0, 1 << 53)? as u64),
+        ScalarSpec::F32(e) => Arg::F32(e.eval(params)? as f32),
+        ScalarSpec::F64(e) => Arg::F64(e.eval(params)?),
+    })
+}
+
+/// Sources are named relative to gates.yaml and may not leave its folder.
+fn check_source_path(source: &str) -> Result<(), String> {
+    let path = Path::new(source);
+    if source.is_empty() {
+        return Err("must name a file".into());
+    }
+    if path.is_absolute() {
+        return Err(format!(
+            "{source:?} is absolute; name it relative to gates.yaml"
+        ));
+    }
+    if path.components().any(|c| {
+        matches!(
+            c,
+            Component::ParentDir | Component::RootDir | Component::Prefix(_)
+        )
+    }) {
+        return Err(format!(
+            "{source:?} leaves the repository; '..' is not allowed"
+        ));
+    }
+    Ok(())
+}
+
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Streams a resolved kernel uses, stream 0 included.
+pub fn stream_count(launches: &[ResolvedLaunch]) -> usize {
+    let used: HashSet<usize> = launches.iter().map(|l| l.stream).collect();
+    used.into_iter().max().unwrap_or(0) + 1
+}
