@@ -174,6 +174,10 @@ struct RawConfig {
     #[serde(deserialize_with = "shape_map")]
     shapes: IndexMap<String, Params>,
     kernels: Vec<KernelSpec>,
+    /// Free-form and ignored: a home for YAML anchors (`&name`) that several kernels share.
+    #[serde(default)]
+    #[allow(dead_code)]
+    templates: Option<serde_yaml::Value>,
 }
 
 /// The shapes mapping, with duplicate keys rejected at both levels.

@@ -654,3 +654,93 @@ fn the_repositorys_own_gates_yaml_is_valid() {
     let config = gatekeeper::config::Config::load(&path).unwrap();
     assert!(!config.kernels.is_empty());
 }
+
+const CUDA_GATES: &str = r#"version: 1
+shapes:
+  small: {N: 4096}
+kernels:
+  - name: harnessed
+    command: ["python3", "harness.py"]
+    shapes: [small]
+  - name: saxpy
+    shapes: [small]
+    cuda:
+      source: kernels/saxpy.cu
+      tensors:
+        x: {dtype: f32, shape: [N]}
+        out: {dtype: f32, shape: [N], output: true}
+      launches:
+        - {entry: saxpy, grid: ["ceil(N / 256)"], block: [256], args: [x, out, {i32: N}]}
+      reference:
+        launches:
+          - {entry: saxpy_ref, grid: ["ceil(N / 256)"], block: [256], args: [x, out, {i32: N}]}
+      tolerance: {atol: 1.0e-6, rtol: 1.0e-6}
+"#;
+
+#[test]
+fn cuda_kernels_without_a_driver_exit_2_with_one_clear_line() {
+    if gatekeeper::cuda::driver::driver_present() {
+        eprintln!("skipped: this machine has a CUDA driver (the GPU tests cover it)");
+        return;
+    }
+    let project = Project::new(CUDA_GATES);
+    project.gatekeeper(&["check"]).code(2).stderr(
+        predicate::str::contains("no CUDA driver (libcuda.so) was found")
+            .and(predicate::str::contains(
+                "the cuda kernels saxpy need an NVIDIA GPU",
+            ))
+            .and(predicate::str::contains("panicked").not()),
+    );
+    // Kernels that need no GPU still run when selected alone.
+    project
+        .gatekeeper(&["check", "--kernels", "harnessed"])
+        .code(0);
+}
+
+#[test]
+fn cuda_blocks_are_validated_before_anything_runs() {
+    let broken = CUDA_GATES
+        .replace("source: kernels/saxpy.cu", "source: ../outside.cu")
+        .replace(
+            "args: [x, out, {i32: N}]}\n      reference",
+            "args: [x, outt, {i32: N}]}\n      reference",
+        )
+        .replace(
+            "grid: [\"ceil(N / 256)\"], block: [256], args: [x, out, {i32: N}]}\n      tolerance",
+            "grid: [\"ceil(M / 256)\"], block: [2048], args: [x, out, {i32: N}]}\n      tolerance",
+        )
+        .replace("{dtype: f32, shape: [N]}", "{dtype: f64, shape: [N]}");
+    let project = Project::new(&broken);
+    project.gatekeeper(&["check"]).code(2).stderr(
+        predicate::str::contains("`kernels[1].cuda.tensors.x.dtype`")
+            .and(predicate::str::contains("unknown variant `f64`")),
+    );
+
+    let project = Project::new(&broken.replace("dtype: f64", "dtype: f32"));
+    let assert = project.gatekeeper(&["check"]).code(2);
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    for needle in [
+        "`kernels[1].cuda.source`: \"../outside.cu\" leaves the repository",
+        "`kernels[1].cuda.launches[0].args[1]`: unknown tensor \"outt\"",
+    ] {
+        assert!(
+            stderr.contains(needle),
+            "{needle:?} missing from:\n{stderr}"
+        );
+    }
+
+    // Shape-dependent problems surface once the static ones are fixed.
+    let project = Project::new(
+        &broken
+            .replace("dtype: f64", "dtype: f32")
+            .replace("../outside.cu", "kernels/saxpy.cu")
+            .replace("outt", "out"),
+    );
+    let assert = project.gatekeeper(&["check"]).code(2);
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    let needle = "`kernels[1].cuda.reference.launches[0].grid[0]`: \"ceil(M / 256)\": unknown parameter M (the shape has N) (shape small)";
+    assert!(
+        stderr.contains(needle),
+        "{needle:?} missing from:\n{stderr}"
+    );
+}

@@ -49,15 +49,51 @@ pub struct TensorSpec {
     pub output: bool,
     /// Distribution of an input's values (ignored for outputs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub init: Option<Init>,
+    pub init: Option<InitSpec>,
 }
 
+/// `{uniform: [low, high]}`, `{normal: [mean, std]}` or `{constant: value}`: one key. Written
+/// as a struct because serde_yaml spells enums as YAML tags, which nobody writes by hand.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
+pub struct InitSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uniform: Option<[f64; 2]>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub normal: Option<[f64; 2]>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constant: Option<f64>,
+}
+
+/// How an input's values are drawn.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Init {
     Uniform([f64; 2]),
     Normal([f64; 2]),
     Constant(f64),
+}
+
+impl InitSpec {
+    fn to_init(self) -> Result<Init, String> {
+        match (self.uniform, self.normal, self.constant) {
+            (Some([lo, hi]), None, None) if lo.is_finite() && hi.is_finite() && lo < hi => {
+                Ok(Init::Uniform([lo, hi]))
+            }
+            (Some(_), None, None) => Err("uniform needs finite [low, high] with low < high".into()),
+            (None, Some([mean, std]), None) if mean.is_finite() && std.is_finite() && std > 0.0 => {
+                Ok(Init::Normal([mean, std]))
+            }
+            (None, Some(_), None) => {
+                Err("normal needs a finite mean and a positive standard deviation".into())
+            }
+            (None, None, Some(value)) if value.is_finite() => Ok(Init::Constant(value)),
+            (None, None, Some(_)) => Err("constant must be finite".into()),
+            _ => Err(
+                "give exactly one of uniform: [low, high], normal: [mean, std], constant: value"
+                    .into(),
+            ),
+        }
+    }
 }
 
 impl Default for Init {
@@ -120,15 +156,22 @@ pub enum ArgSpec {
     Scalar(ScalarSpec),
 }
 
+/// `{i32: expr}`, `{f32: expr}`, ...: one key naming the C type of the parameter.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum ScalarSpec {
-    I32(Expr),
-    I64(Expr),
-    U32(Expr),
-    U64(Expr),
-    F32(Expr),
-    F64(Expr),
+#[serde(deny_unknown_fields)]
+pub struct ScalarSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub i32: Option<Expr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub i64: Option<Expr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub u32: Option<Expr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub u64: Option<Expr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub f32: Option<Expr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub f64: Option<Expr>,
 }
 
 /// A kernel with every expression evaluated for one shape.
@@ -220,21 +263,8 @@ pub fn check(spec: &CudaSpec) -> Vec<(String, String)> {
                 "must have at least one dimension".into(),
             ));
         }
-        if let Some(Init::Uniform([lo, hi])) = tensor.init {
-            if !(lo.is_finite() && hi.is_finite() && lo < hi) {
-                problems.push((
-                    format!("tensors.{name}.init"),
-                    "uniform needs finite [low, high] with low < high".into(),
-                ));
-            }
-        }
-        if let Some(Init::Normal([mean, std])) = tensor.init {
-            if !(mean.is_finite() && std.is_finite() && std > 0.0) {
-                problems.push((
-                    format!("tensors.{name}.init"),
-                    "normal needs a finite mean and a positive standard deviation".into(),
-                ));
-            }
+        if let Some(Err(why)) = tensor.init.map(InitSpec::to_init) {
+            problems.push((format!("tensors.{name}.init"), why));
         }
     }
     for (group, launches) in [
@@ -264,13 +294,16 @@ pub fn check(spec: &CudaSpec) -> Vec<(String, String)> {
                 problems.push((at("stream"), "the reference runs on stream 0".into()));
             }
             for (arg_index, arg) in launch.args.iter().enumerate() {
-                if let ArgSpec::Tensor(name) = arg {
-                    if !spec.tensors.contains_key(name) {
-                        problems.push((
-                            at(&format!("args[{arg_index}]")),
-                            format!("unknown tensor {name:?} (scalars are written {{i32: expr}}, {{f32: expr}}, ...)"),
-                        ));
-                    }
+                match arg {
+                    ArgSpec::Tensor(name) if !spec.tensors.contains_key(name) => problems.push((
+                        at(&format!("args[{arg_index}]")),
+                        format!("unknown tensor {name:?} (scalars are written {{i32: expr}}, {{f32: expr}}, ...)"),
+                    )),
+                    ArgSpec::Scalar(scalar) if scalar.typed().is_none() => problems.push((
+                        at(&format!("args[{arg_index}]")),
+                        "a scalar names exactly one type: {i32: expr}, {i64: ..}, {u32: ..}, {u64: ..}, {f32: ..} or {f64: ..}".into(),
+                    )),
+                    _ => {}
                 }
             }
         }
@@ -315,7 +348,13 @@ pub fn resolve(spec: &CudaSpec, params: &Params) -> Result<Resolved, Vec<(String
                 dims,
                 numel,
                 output: tensor.output,
-                init: tensor.init.unwrap_or_default(),
+                init: tensor
+                    .init
+                    .map(InitSpec::to_init)
+                    .transpose()
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default(),
             }),
             _ => problems.push((
                 format!("tensors.{name}.shape"),
@@ -397,16 +436,50 @@ fn resolve_launch(
     })
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ScalarType {
+    I32,
+    I64,
+    U32,
+    U64,
+    F32,
+    F64,
+}
+
+impl ScalarSpec {
+    /// The one type named, with its expression.
+    fn typed(&self) -> Option<(ScalarType, &Expr)> {
+        let named: Vec<(ScalarType, &Expr)> = [
+            (ScalarType::I32, &self.i32),
+            (ScalarType::I64, &self.i64),
+            (ScalarType::U32, &self.u32),
+            (ScalarType::U64, &self.u64),
+            (ScalarType::F32, &self.f32),
+            (ScalarType::F64, &self.f64),
+        ]
+        .into_iter()
+        .filter_map(|(ty, expr)| expr.as_ref().map(|e| (ty, e)))
+        .collect();
+        match named.as_slice() {
+            [one] => Some(*one),
+            _ => None,
+        }
+    }
+}
+
 fn resolve_scalar(scalar: &ScalarSpec, params: &Params) -> Result<Arg, String> {
-    Ok(match scalar {
-        ScalarSpec::I32(e) => {
+    let (ty, e) = scalar
+        .typed()
+        .ok_or_else(|| "a scalar names exactly one type".to_string())?;
+    Ok(match ty {
+        ScalarType::I32 => {
             Arg::I32(e.eval_int(params, i64::from(i32::MIN), i64::from(i32::MAX))? as i32)
         }
-        ScalarSpec::I64(e) => Arg::I64(e.eval_int(params, -(1 << 53), 1 << 53)?),
-        ScalarSpec::U32(e) => Arg::U32(e.eval_int(params, 0, i64::from(u32::MAX))? as u32),
-        ScalarSpec::U64(e) => Arg::U64(e.eval_int(params, 0, 1 << 53)? as u64),
-        ScalarSpec::F32(e) => Arg::F32(e.eval(params)? as f32),
-        ScalarSpec::F64(e) => Arg::F64(e.eval(params)?),
+        ScalarType::I64 => Arg::I64(e.eval_int(params, -(1 << 53), 1 << 53)?),
+        ScalarType::U32 => Arg::U32(e.eval_int(params, 0, i64::from(u32::MAX))? as u32),
+        ScalarType::U64 => Arg::U64(e.eval_int(params, 0, 1 << 53)? as u64),
+        ScalarType::F32 => Arg::F32(e.eval(params)? as f32),
+        ScalarType::F64 => Arg::F64(e.eval(params)?),
     })
 }
 

@@ -153,24 +153,28 @@ fn logs(out: &mut String, run: &RunRecord) {
         ) {
             continue;
         }
+        // The first line heads the entry; the rest of a long message (a compiler log) and the
+        // harness's stderr go in the folded block.
+        let (headline, rest) = message.split_once('\n').unwrap_or((message, ""));
         let what = format!(
             "<code>{}</code> / <code>{}</code>: {} — {}",
             result.kernel,
             result.shape,
             result.verdict,
-            escape_html(message)
+            escape_html(headline)
         );
-        match &result.stderr_tail {
-            Some(tail) => {
-                let _ = writeln!(
-                    out,
-                    "<details><summary>{what}</summary>\n\n{}\n</details>\n",
-                    fenced(tail)
-                );
-            }
-            None => {
-                let _ = writeln!(out, "{what}\n");
-            }
+        let body: Vec<&str> = [rest.trim_end(), result.stderr_tail.as_deref().unwrap_or("")]
+            .into_iter()
+            .filter(|part| !part.trim().is_empty())
+            .collect();
+        if body.is_empty() {
+            let _ = writeln!(out, "{what}\n");
+        } else {
+            let _ = writeln!(
+                out,
+                "<details><summary>{what}</summary>\n\n{}\n</details>\n",
+                fenced(&body.join("\n"))
+            );
         }
     }
 }

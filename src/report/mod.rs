@@ -156,6 +156,12 @@ pub(crate) mod fixture {
         let mut crashed = shape("quantize", "small", Verdict::Error);
         crashed.device = None;
         crashed.message = Some("`python3 bench/q.py` failed: exit status: 1".into());
+        let mut compile = shape("softmax", "small", Verdict::Error);
+        compile.device = None;
+        compile.message = Some(
+            "compile error in kernels/softmax.cu (NVRTC 13.0, sm_90):\nkernels/softmax.cu(12): error: identifier \"acc\" is undefined\n\n1 error detected in the compilation of \"kernels/softmax.cu\"."
+                .into(),
+        );
         crashed.stderr_tail = Some(
             "Traceback (most recent call last):\n  File \"q.py\", line 3\nRuntimeError: CUDA error: an illegal memory access <b>@here</b> | ```"
                 .into(),
@@ -193,6 +199,7 @@ pub(crate) mod fixture {
             fresh,
             wrong,
             crashed,
+            compile,
         ];
         let kernels = record::decide_kernels(&results, &gate);
         let passed = kernels.iter().all(|k| k.verdict.passed());

@@ -8,6 +8,9 @@ use crate::record::RunRecord;
 
 pub struct Terminal;
 
+/// Lines of a multi-line message (a compiler log) shown under its shape.
+const MESSAGE_LINES: usize = 20;
+
 impl Exporter for Terminal {
     fn render(&self, run: &RunRecord) -> String {
         let mut table = Table::new();
@@ -42,13 +45,18 @@ impl Exporter for Terminal {
         let mut out = format!("{table}\n");
         for result in &run.results {
             if let Some(message) = &result.message {
+                let mut lines = message.lines();
                 out.push_str(&format!(
                     "{}/{}: {}: {}\n",
                     result.kernel,
                     result.shape,
                     result.verdict,
-                    message.lines().next().unwrap_or_default()
+                    lines.next().unwrap_or_default()
                 ));
+                // The rest of a long message, such as a compiler log with file(line) errors.
+                for line in lines.take(MESSAGE_LINES) {
+                    out.push_str(&format!("    {line}\n"));
+                }
             }
             if let Some(tail) = &result.stderr_tail {
                 for line in tail.lines() {

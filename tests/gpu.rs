@@ -1,0 +1,209 @@
+//! GPU tests: the CUDA runner on real kernels, correct and deliberately broken ones.
+//!
+//! They need an NVIDIA GPU, so they are `#[ignore]`d and show as ignored in `cargo test`.
+//! `scripts/gpu-tests.sh` builds them here and runs them on a GPU machine with `--ignored`.
+//! There, `GATEKEEPER_BIN` and `GATEKEEPER_REPO` point at the carried binary and checkout.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn gatekeeper(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let bin = std::env::var("GATEKEEPER_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_gatekeeper").to_string());
+    let output = Command::new(bin)
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run gatekeeper");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    eprintln!("$ gatekeeper {}\n{stdout}{stderr}", args.join(" "));
+    (output.status.code().unwrap_or(-1), stdout, stderr)
+}
+
+/// A scratch copy of tests/gpu, so runs/ and baselines/ land in a temp folder.
+fn fixtures() -> tempfile::TempDir {
+    let repo =
+        std::env::var("GATEKEEPER_REPO").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string());
+    let source = PathBuf::from(repo).join("tests/gpu");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(source.join("gates.yaml"), dir.path().join("gates.yaml")).unwrap();
+    std::fs::create_dir(dir.path().join("kernels")).unwrap();
+    for entry in std::fs::read_dir(source.join("kernels")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(
+            entry.path(),
+            dir.path().join("kernels").join(entry.file_name()),
+        )
+        .unwrap();
+    }
+    dir
+}
+
+fn result<'a>(run: &'a Value, kernel: &str, shape: &str) -> &'a Value {
+    run["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kernel"] == kernel && r["shape"] == shape)
+        .unwrap_or_else(|| panic!("no result for {kernel}/{shape}"))
+}
+
+fn message(run: &Value, kernel: &str, shape: &str) -> String {
+    result(run, kernel, shape)["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU: scripts/gpu-tests.sh runs it on one"]
+fn every_broken_kernel_is_caught_with_the_right_verdict() {
+    let dir = fixtures();
+    let kernels = "saxpy,saxpy_hidden_stream,widen_dtypes,spin_50us,nan_output,unwritten_one,oob_write,endless_loop,first_call_only,inputs_overwritten,one_shape_only,illegal_address,compile_error";
+    let (code, _, _) = gatekeeper(
+        dir.path(),
+        &["check", "--kernels", kernels, "--json", "out.json"],
+    );
+    assert_eq!(code, 1, "broken kernels must fail the gate");
+    let run: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("out.json")).unwrap())
+            .unwrap();
+    let verdict = |k: &str, s: &str| result(&run, k, s)["verdict"].as_str().unwrap().to_string();
+
+    // Correct kernels: measured, nothing to compare with yet.
+    for (kernel, shape) in [
+        ("saxpy", "small"),
+        ("saxpy", "large"),
+        ("widen_dtypes", "small"),
+        ("spin_50us", "spin50"),
+        ("saxpy_hidden_stream", "large"),
+        ("one_shape_only", "small"),
+    ] {
+        assert_eq!(
+            verdict(kernel, shape),
+            "no_baseline",
+            "{kernel}/{shape}: {}",
+            message(&run, kernel, shape)
+        );
+        assert_eq!(result(&run, kernel, shape)["correct"], true);
+    }
+    let details = |k: &str, s: &str| result(&run, k, s)["details"].clone();
+    assert!(
+        details("saxpy", "small")["batch"].as_u64().unwrap() > 1,
+        "a ~2 µs kernel is timed in graph batches"
+    );
+    assert_eq!(details("saxpy", "large")["batch"], 1);
+    assert!(details("saxpy", "large")["driver_version"].is_string());
+
+    // The timing yardstick: a kernel that spins 50 µs of GPU wall time.
+    let spin = result(&run, "spin_50us", "spin50")["candidate_median_us"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        (49.0..56.0).contains(&spin),
+        "spin kernel median {spin} µs, expected ~50"
+    );
+
+    // Work moved to another stream is still timed.
+    let direct = result(&run, "saxpy", "large")["candidate_median_us"]
+        .as_f64()
+        .unwrap();
+    let hidden = result(&run, "saxpy_hidden_stream", "large")["candidate_median_us"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        hidden > 0.8 * direct,
+        "hidden-stream work timed at {hidden} µs vs {direct} µs direct"
+    );
+
+    let expect = [
+        (
+            "nan_output",
+            "small",
+            "incorrect",
+            "1 / 4,096 elements incorrect",
+        ),
+        ("unwritten_one", "small", "incorrect", "(1 never written)"),
+        (
+            "oob_write",
+            "small",
+            "incorrect",
+            "wrote outside tensor `out`: 0 byte(s) before its start, 4 after its end",
+        ),
+        ("endless_loop", "small", "error", "timed out after 15 s"),
+        ("first_call_only", "small", "incorrect", "trial 2"),
+        (
+            "inputs_overwritten",
+            "small",
+            "incorrect",
+            "input `x` was modified by the kernel",
+        ),
+        ("one_shape_only", "large", "incorrect", "elements incorrect"),
+        ("illegal_address", "small", "error", "ILLEGAL_ADDRESS"),
+        (
+            "compile_error",
+            "small",
+            "error",
+            "compile error in kernels/compile_error.cu",
+        ),
+    ];
+    for (kernel, shape, want, needle) in expect {
+        let got = verdict(kernel, shape);
+        let text = message(&run, kernel, shape);
+        assert_eq!(got, want, "{kernel}/{shape}: {text}");
+        assert!(
+            text.contains(needle),
+            "{kernel}/{shape}: {text:?} lacks {needle:?}"
+        );
+    }
+    assert!(
+        message(&run, "compile_error", "small").contains("compile_error.cu(3)"),
+        "the compiler log names file and line"
+    );
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU: scripts/gpu-tests.sh runs it on one"]
+fn an_unchanged_kernel_passes_and_a_slower_build_fails() {
+    let dir = fixtures();
+    let (code, _, _) = gatekeeper(dir.path(), &["baseline", "refresh", "--kernels", "work"]);
+    assert_eq!(code, 0);
+    let (code, _, _) = gatekeeper(
+        dir.path(),
+        &["check", "--kernels", "work", "--json", "same.json"],
+    );
+    assert_eq!(
+        code, 0,
+        "an unchanged kernel must pass against its own fresh baseline"
+    );
+    let same: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("same.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        result(&same, "work", "b1")["details"]["compiled"],
+        "cache",
+        "the second run reuses the compiled CUBIN"
+    );
+
+    let gates = std::fs::read_to_string(dir.path().join("gates.yaml")).unwrap();
+    let slower = gates.replace("options: []", "options: [\"-DWORK_SCALE_PERCENT=115\"]");
+    assert_ne!(gates, slower);
+    std::fs::write(dir.path().join("gates.yaml"), slower).unwrap();
+    let (code, _, _) = gatekeeper(
+        dir.path(),
+        &["check", "--kernels", "work", "--json", "slow.json"],
+    );
+    assert_eq!(code, 1, "15 % more work must fail the gate");
+    let slow: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("slow.json")).unwrap())
+            .unwrap();
+    for shape in ["b1", "b2", "b3"] {
+        let r = result(&slow, "work", shape);
+        assert_eq!(r["verdict"], "regressed", "{shape}: {r}");
+        let ratio = r["ratio"].as_f64().unwrap();
+        assert!((1.10..1.25).contains(&ratio), "{shape}: ratio {ratio}");
+    }
+}
