@@ -60,20 +60,24 @@ pub fn run(options: &CheckOptions) -> Result<u8> {
                 outcome,
                 |device| {
                     let slug = baseline::device_slug(device);
-                    match baselines.shape(&slug, &job.kernel.name, job.shape) {
-                        Ok(found) if found.params != *job.params => {
-                            BaselineLookup::Missing(format!(
-                                "the baseline for {}/{} was measured with other parameters ({}); refresh it",
-                                job.kernel.name,
-                                job.shape,
-                                describe_params(&found.params)
-                            ))
-                        }
-                        Ok(found) => BaselineLookup::Found {
-                            samples_us: &found.samples_us,
-                            commit: found.provenance.commit.as_deref(),
-                        },
-                        Err(why) => BaselineLookup::Missing(why),
+                    let found = match baselines.shape(&slug, &job.kernel.name, job.shape) {
+                        Ok(found) => found,
+                        Err(why) => return BaselineLookup::Missing(why),
+                    };
+                    if found.params != *job.params {
+                        return BaselineLookup::Missing(format!(
+                            "the baseline for {}/{} was measured with other parameters ({}); refresh it",
+                            job.kernel.name,
+                            job.shape,
+                            describe_params(&found.params)
+                        ));
+                    }
+                    if let Some(why) = method_changed(found, outcome) {
+                        return BaselineLookup::Missing(why);
+                    }
+                    BaselineLookup::Found {
+                        samples_us: &found.samples_us,
+                        commit: found.provenance.commit.as_deref(),
                     }
                 },
                 &config.gate,
@@ -170,6 +174,24 @@ fn prepare_report_path(path: &Path) -> Result<()> {
         std::fs::create_dir_all(parent).map_err(|err| Error::io(parent, err))?;
     }
     Ok(())
+}
+
+/// Why a baseline timed one way cannot judge a run timed another, if it was.
+fn method_changed(
+    found: &crate::baseline::ShapeBaseline,
+    outcome: &crate::measure::Outcome,
+) -> Option<String> {
+    let method = |details: Option<&serde_json::Map<String, serde_json::Value>>| {
+        details
+            .and_then(|d| d.get("method"))
+            .and_then(|m| m.as_str())
+            .map(str::to_string)
+    };
+    let before = method(found.provenance.measurement.as_ref())?;
+    let now = method(outcome.as_ref().ok()?.details.as_ref())?;
+    (before != now).then(|| {
+        format!("the baseline was timed as {before}, this run as {now} (the kernel is near the batching threshold); refresh the baseline")
+    })
 }
 
 fn describe_params(params: &crate::config::Params) -> String {

@@ -108,27 +108,57 @@ fn cache_key(unit: &Unit, source: &[u8], options: &[String], nvrtc: &str) -> Str
         hash.update([0]);
     }
     hash.update(source);
-    // Headers are found by NVRTC at compile time; hashing the source's neighbours catches
-    // edits to the usual `#include "common.cuh"`.
-    if let Some(folder) = unit.folder {
-        if let Ok(entries) = std::fs::read_dir(folder) {
-            let mut headers: Vec<PathBuf> = entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    matches!(
-                        p.extension().and_then(|e| e.to_str()),
-                        Some("cuh" | "h" | "hpp" | "inl")
-                    )
-                })
-                .collect();
-            headers.sort();
-            for header in headers {
-                hash.update(header.to_string_lossy().as_bytes());
-                hash.update(std::fs::read(&header).unwrap_or_default());
-            }
+    // NVRTC finds headers at compile time; hashing every source-like file under the source's
+    // folder and under `-I` folders catches edits to anything it could have included.
+    let mut folders: Vec<PathBuf> = unit.folder.map(Path::to_path_buf).into_iter().collect();
+    for option in unit.options {
+        if let Some(dir) = option
+            .strip_prefix("-I")
+            .or_else(|| option.strip_prefix("--include-path="))
+        {
+            folders.push(PathBuf::from(dir.trim()));
         }
     }
+    let mut files = Vec::new();
+    for folder in &folders {
+        collect_sources(folder, 0, &mut files);
+    }
+    files.sort();
+    files.dedup();
+    for file in files {
+        hash.update(file.to_string_lossy().as_bytes());
+        hash.update(std::fs::read(&file).unwrap_or_default());
+    }
     hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Source-like files under `folder`, a few levels deep and a few thousand at most: enough for
+/// a kernel tree, bounded for a folder that turns out to be a whole repository.
+fn collect_sources(folder: &Path, depth: usize, files: &mut Vec<PathBuf>) {
+    const MAX_DEPTH: usize = 4;
+    const MAX_FILES: usize = 4096;
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return;
+    };
+    for entry in entries.filter_map(|e| e.ok()) {
+        if files.len() >= MAX_FILES {
+            return;
+        }
+        let path = entry.path();
+        if path.is_dir() {
+            let hidden = path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+            if depth < MAX_DEPTH && !hidden {
+                collect_sources(&path, depth + 1, files);
+            }
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("cu" | "cuh" | "h" | "hpp" | "inl")
+        ) {
+            files.push(path);
+        }
+    }
 }
 
 /// Compiles `unit`, or loads it from the cache. The error is the compiler log (with
@@ -145,7 +175,14 @@ pub fn compile(unit: &Unit) -> Result<Compiled, String> {
         ))
     });
     if let Some(path) = &cached_path {
-        if let Ok(cubin) = std::fs::read(path) {
+        // A truncated or foreign file is not trusted: a CUBIN is an ELF image.
+        if let Ok(cubin) = std::fs::read(path).and_then(|b| {
+            if b.len() > 64 && b.starts_with(b"\x7fELF") {
+                Ok(b)
+            } else {
+                Err(std::io::Error::other("not a CUBIN"))
+            }
+        }) {
             return Ok(Compiled {
                 cubin,
                 cached: true,

@@ -173,6 +173,12 @@ impl Buffer {
         self.upload(&data)
     }
 
+    /// Sets every payload byte to `value` on `stream`, without waiting.
+    pub fn memset_async(&self, value: u8, stream: &Stream) -> Result<()> {
+        unsafe { cu::memset_d8_async(self.ptr(), value, self.bytes, stream.raw) }
+            .map_err(|e| fail("cuMemsetD8Async", e))
+    }
+
     /// Bytes changed in the guard bands before and after the payload.
     pub fn guard_damage(&self) -> Result<(usize, usize)> {
         let mut before = vec![0u8; GUARD_BYTES];
@@ -240,8 +246,10 @@ pub struct Stream {
 }
 
 impl Stream {
+    /// A blocking stream: it orders with the legacy default stream, where the synchronous
+    /// uploads, fills and downloads of [`Buffer`] run, so a kernel never races its inputs.
     pub fn new() -> Result<Stream> {
-        let raw = cu::stream::create(cu::stream::StreamKind::NonBlocking)
+        let raw = cu::stream::create(cu::stream::StreamKind::Default)
             .map_err(|e| fail("cuStreamCreate", e))?;
         Ok(Stream { raw })
     }
@@ -401,7 +409,41 @@ pub enum ArgValue {
     F64(f64),
 }
 
+impl ArgValue {
+    /// Bytes the kernel parameter must have.
+    pub fn size(&self) -> usize {
+        match self {
+            ArgValue::I32(_) | ArgValue::U32(_) | ArgValue::F32(_) => 4,
+            ArgValue::Ptr(_) | ArgValue::I64(_) | ArgValue::U64(_) | ArgValue::F64(_) => 8,
+        }
+    }
+}
+
 impl Function {
+    /// The byte size of each parameter the kernel declares, so a launch with the wrong number
+    /// or width of arguments is refused instead of reading past the argument list.
+    pub fn param_sizes(&self) -> Result<Vec<usize>> {
+        let mut sizes = Vec::new();
+        loop {
+            let (mut offset, mut size) = (0usize, 0usize);
+            let result =
+                unsafe { sys::cuFuncGetParamInfo(self.raw, sizes.len(), &mut offset, &mut size) };
+            match result {
+                sys::CUresult::CUDA_SUCCESS => sizes.push(size),
+                sys::CUresult::CUDA_ERROR_INVALID_VALUE => return Ok(sizes),
+                other => {
+                    return Err(fail(
+                        &format!("cuFuncGetParamInfo({})", self.name),
+                        cu::DriverError(other),
+                    ))
+                }
+            }
+            if sizes.len() > 4096 {
+                return Err(format!("{}: cannot count its parameters", self.name));
+            }
+        }
+    }
+
     /// Allows more than 48 KiB of dynamic shared memory, which the driver requires opting into.
     pub fn allow_shared(&self, bytes: u32) -> Result<()> {
         unsafe {

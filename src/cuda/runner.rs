@@ -181,9 +181,26 @@ fn run(config_path: &Path) -> Result<Value, String> {
     }
 
     // Gate 3: timing.
-    let timing = time(&gpu, &streams, &candidate_op, &spin_fn, spec.l2, &job)?;
+    let outputs: Vec<&Buffer> = resolved
+        .tensors
+        .iter()
+        .zip(&buffers.tensors)
+        .filter(|(tensor, _)| tensor.output)
+        .map(|(_, buffer)| buffer)
+        .collect();
+    let timing = time(
+        &gpu,
+        &streams,
+        &candidate_op,
+        &spin_fn,
+        spec.l2,
+        &job,
+        &outputs,
+    )?;
 
-    // Correctness again: a kernel that is only right on its first calls must not pass.
+    // Correctness again, on fresh inputs: a kernel that is only right on its first calls, or
+    // that remembers its last answer, must not pass.
+    buffers.fill_inputs(&resolved, job.seed.wrapping_add(u64::from(spec.trials)))?;
     let after = verify(
         &gpu,
         &streams,
@@ -205,6 +222,16 @@ fn run(config_path: &Path) -> Result<Value, String> {
 
     details.insert("elements_checked".into(), json!(worst.total));
     details.insert("batch".into(), json!(timing.batch));
+    // How samples were taken: a baseline taken one way is not compared with a run taken the
+    // other (a kernel near the batching threshold can flip between them).
+    details.insert(
+        "method".into(),
+        json!(if timing.batch > 1 {
+            "graph-batch"
+        } else {
+            "single"
+        }),
+    );
     details.insert("pilot_us".into(), json!(timing.pilot_us));
     details.insert(
         "l2".into(),
@@ -361,7 +388,7 @@ impl Buffers {
     fn fill_inputs(&self, resolved: &Resolved, seed: u64) -> Result<(), String> {
         let mut inputs = self.inputs.borrow_mut();
         for (index, tensor) in resolved.tensors.iter().enumerate() {
-            if tensor.output {
+            if tensor.output || tensor.scratch {
                 continue;
             }
             let mut rng =
@@ -401,7 +428,7 @@ impl<'a> Op<'a> {
         let steps = launches
             .iter()
             .zip(functions)
-            .map(|(launch, function)| {
+            .map(|(launch, function)| -> Result<_, String> {
                 let args = launch
                     .args
                     .iter()
@@ -420,10 +447,11 @@ impl<'a> Op<'a> {
                         Arg::F32(v) => ArgValue::F32(v),
                         Arg::F64(v) => ArgValue::F64(v),
                     })
-                    .collect();
-                (launch, function, args)
+                    .collect::<Vec<ArgValue>>();
+                check_arguments(function, &args)?;
+                Ok((launch, function, args))
             })
-            .collect();
+            .collect::<Result<Vec<_>, String>>()?;
         Ok(Op { steps })
     }
 
@@ -459,6 +487,33 @@ impl<'a> Op<'a> {
         }
         Ok(())
     }
+}
+
+/// Refuses a launch whose arguments do not match the kernel's parameters in number and width.
+fn check_arguments(function: &Function, args: &[ArgValue]) -> Result<(), String> {
+    let sizes = function.param_sizes()?;
+    if sizes.len() != args.len() {
+        return Err(format!(
+            "{} takes {} parameters, but `args` lists {}",
+            function.name,
+            sizes.len(),
+            args.len()
+        ));
+    }
+    for (index, (size, arg)) in sizes.iter().zip(args).enumerate() {
+        if *size != arg.size() {
+            return Err(format!(
+                "{}: parameter {index} is {size} bytes wide, but args[{index}] is a {}-byte {}",
+                function.name,
+                arg.size(),
+                match arg {
+                    ArgValue::Ptr(_) => "pointer",
+                    _ => "scalar",
+                }
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The result of comparing one run against the reference.
@@ -640,6 +695,7 @@ fn time(
     spin: &Function,
     l2: L2Mode,
     job: &Job,
+    outputs: &[&Buffer],
 ) -> Result<Timing, String> {
     let main = &streams[0];
     let fork = Event::new()?;
@@ -651,6 +707,11 @@ fn time(
     let crashed = |e: String| format!("the kernel failed while being timed: {e}");
 
     let prelude = || -> Result<(), String> {
+        // Outputs are spoiled before every sample (0xFF is NaN in every float type), so a
+        // kernel cannot be timed skipping work because its output already looks done.
+        for output in outputs {
+            output.memset_async(0xFF, main)?;
+        }
         match l2 {
             L2Mode::Cold => flush.overwrite(main, 0),
             L2Mode::Hot => spin.launch([1, 1, 1], [1, 1, 1], 0, main, &[ArgValue::U64(SPIN_NS)]),

@@ -21,6 +21,7 @@ pub struct CudaSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub options: Vec<String>,
     /// Device buffers, in order; inputs get seeded random data, outputs a NaN sentinel.
+    #[serde(deserialize_with = "crate::unique::keys")]
     pub tensors: IndexMap<String, TensorSpec>,
     /// The launches that make up one run of the kernel, in order.
     pub launches: Vec<LaunchSpec>,
@@ -47,6 +48,9 @@ pub struct TensorSpec {
     pub shape: Vec<Expr>,
     #[serde(default)]
     pub output: bool,
+    /// Working memory for the kernel: neither initialised nor checked.
+    #[serde(default)]
+    pub scratch: bool,
     /// Distribution of an input's values (ignored for outputs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init: Option<InitSpec>,
@@ -76,7 +80,7 @@ pub enum Init {
 impl InitSpec {
     fn to_init(self) -> Result<Init, String> {
         match (self.uniform, self.normal, self.constant) {
-            (Some([lo, hi]), None, None) if lo.is_finite() && hi.is_finite() && lo < hi => {
+            (Some([lo, hi]), None, None) if (hi - lo).is_finite() && lo < hi => {
                 Ok(Init::Uniform([lo, hi]))
             }
             (Some(_), None, None) => Err("uniform needs finite [low, high] with low < high".into()),
@@ -105,7 +109,8 @@ impl Default for Init {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LaunchSpec {
-    /// `extern "C"` entry point.
+    /// `extern "C"` entry point. `{NAME}` is replaced by the shape's parameter NAME, so one
+    /// kernel can pick a specialisation per shape: `attention_d{D}_causal{CAUSAL}`.
     pub entry: String,
     pub grid: Vec<Expr>,
     pub block: Vec<Expr>,
@@ -189,6 +194,7 @@ pub struct ResolvedTensor {
     pub dims: Vec<usize>,
     pub numel: usize,
     pub output: bool,
+    pub scratch: bool,
     pub init: Init,
 }
 
@@ -257,6 +263,12 @@ pub fn check(spec: &CudaSpec) -> Vec<(String, String)> {
                 "tensor names are identifiers".into(),
             ));
         }
+        if tensor.output && tensor.scratch {
+            problems.push((
+                format!("tensors.{name}"),
+                "a tensor is an output or scratch, not both".into(),
+            ));
+        }
         if tensor.shape.is_empty() {
             problems.push((
                 format!("tensors.{name}.shape"),
@@ -276,7 +288,7 @@ pub fn check(spec: &CudaSpec) -> Vec<(String, String)> {
         }
         for (index, launch) in launches.iter().enumerate() {
             let at = |key: &str| format!("{group}[{index}].{key}");
-            if !is_identifier(&launch.entry) {
+            if !is_identifier(&launch.entry.replace(['{', '}'], "")) {
                 problems.push((
                     at("entry"),
                     format!("{:?} is not a C identifier", launch.entry),
@@ -348,6 +360,7 @@ pub fn resolve(spec: &CudaSpec, params: &Params) -> Result<Resolved, Vec<(String
                 dims,
                 numel,
                 output: tensor.output,
+                scratch: tensor.scratch,
                 init: tensor
                     .init
                     .map(InitSpec::to_init)
@@ -407,7 +420,16 @@ fn resolve_launch(
         Ok(out)
     };
     let grid = dims("grid", &launch.grid, i64::from(u32::MAX))?;
+    if grid[1] > 65_535 || grid[2] > 65_535 {
+        return Err((
+            "grid".into(),
+            "the y and z dimensions are at most 65535".into(),
+        ));
+    }
     let block = dims("block", &launch.block, 1024)?;
+    if block[2] > 64 {
+        return Err(("block".into(), "the z dimension is at most 64".into()));
+    }
     if block.iter().map(|b| u64::from(*b)).product::<u64>() > 1024 {
         return Err(("block".into(), "more than 1024 threads per block".into()));
     }
@@ -427,7 +449,7 @@ fn resolve_launch(
         args.push(resolved);
     }
     Ok(ResolvedLaunch {
-        entry: launch.entry.clone(),
+        entry: substitute(&launch.entry, params).map_err(|why| ("entry".to_string(), why))?,
         grid,
         block,
         shared_bytes,
@@ -478,9 +500,39 @@ fn resolve_scalar(scalar: &ScalarSpec, params: &Params) -> Result<Arg, String> {
         ScalarType::I64 => Arg::I64(e.eval_int(params, -(1 << 53), 1 << 53)?),
         ScalarType::U32 => Arg::U32(e.eval_int(params, 0, i64::from(u32::MAX))? as u32),
         ScalarType::U64 => Arg::U64(e.eval_int(params, 0, 1 << 53)? as u64),
-        ScalarType::F32 => Arg::F32(e.eval(params)? as f32),
+        ScalarType::F32 => {
+            let value = e.eval(params)? as f32;
+            if !value.is_finite() {
+                return Err(format!("{e} does not fit in an f32"));
+            }
+            Arg::F32(value)
+        }
         ScalarType::F64 => Arg::F64(e.eval(params)?),
     })
+}
+
+/// Replaces each `{NAME}` in an entry point with the shape's parameter.
+fn substitute(entry: &str, params: &Params) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = entry;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find('}') else {
+            return Err(format!("{entry:?}: unclosed {{"));
+        };
+        let name = &rest[open + 1..open + close];
+        match params.get(name) {
+            Some(value) => out.push_str(&value.to_string()),
+            None => return Err(format!("{entry:?}: the shape has no parameter {name}")),
+        }
+        rest = &rest[open + close + 1..];
+    }
+    out.push_str(rest);
+    if is_identifier(&out) {
+        Ok(out)
+    } else {
+        Err(format!("{entry:?} becomes {out:?}, not a C identifier"))
+    }
 }
 
 /// Sources are named relative to gates.yaml and may not leave its folder.
@@ -517,4 +569,28 @@ fn is_identifier(name: &str) -> bool {
 pub fn stream_count(launches: &[ResolvedLaunch]) -> usize {
     let used: HashSet<usize> = launches.iter().map(|l| l.stream).collect();
     used.into_iter().max().unwrap_or(0) + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ParamValue;
+
+    #[test]
+    fn entries_take_shape_parameters() {
+        let mut params = Params::new();
+        params.insert("D".into(), ParamValue::Int(128));
+        params.insert("CAUSAL".into(), ParamValue::Int(1));
+        assert_eq!(
+            substitute("attn_d{D}_c{CAUSAL}", &params).unwrap(),
+            "attn_d128_c1"
+        );
+        assert_eq!(substitute("plain", &params).unwrap(), "plain");
+        assert!(substitute("attn_{X}", &params)
+            .unwrap_err()
+            .contains("no parameter X"));
+        assert!(substitute("attn_{D", &params)
+            .unwrap_err()
+            .contains("unclosed"));
+    }
 }
