@@ -28,14 +28,38 @@ __device__ float scale_for(float absmax) {
     return absmax > 0.0f ? absmax / E4M3_MAX : 1.0f;
 }
 
-// One block per head.
-extern "C" __global__ void quantize_fp8_per_head(const float* x, __nv_fp8_e4m3* out, float* scales, int n) {
-    const float* head = x + (size_t)blockIdx.x * n;
-    __nv_fp8_e4m3* dst = out + (size_t)blockIdx.x * n;
-    float scale = scale_for(head_absmax(head, n));
-    // A true division, as the reference does: x * (1 / scale) can round differently.
-    for (int i = threadIdx.x; i < n; i += blockDim.x) dst[i] = __nv_fp8_e4m3(head[i] / scale);
-    if (threadIdx.x == 0) scales[blockIdx.x] = scale;
+// Two passes, so every head is spread over many blocks (one block per head left most of the
+// GPU idle: 16 heads, 16 busy SMs):
+//   1. absmax_partial: grid (PARTS, B*H); each block writes the absmax of its slice.
+//   2. quantize_apply: grid (PARTS, B*H); each block reduces its head's PARTS partial maxima,
+//      then quantizes its slice, four values per thread step. Block 0 writes the scale.
+// n (= S*D) must be a multiple of 4 * PARTS; partials is scratch of B*H*PARTS floats.
+#define PARTS 32
+
+extern "C" __global__ void absmax_partial(const float* x, float* partials, int n) {
+    const int slice = n / PARTS;
+    const float* src = x + (size_t)blockIdx.y * n + (size_t)blockIdx.x * slice;
+    float m = head_absmax(src, slice);
+    if (threadIdx.x == 0) partials[blockIdx.y * PARTS + blockIdx.x] = m;
+}
+
+extern "C" __global__ void quantize_apply(const float* x, const float* partials, __nv_fp8_e4m3* out,
+                                          float* scales, int n) {
+    float absmax = 0.0f;
+    for (int i = 0; i < PARTS; ++i) absmax = fmaxf(absmax, partials[blockIdx.y * PARTS + i]);
+    const float scale = scale_for(absmax);
+    if (blockIdx.x == 0 && threadIdx.x == 0) scales[blockIdx.y] = scale;
+    const int slice = n / PARTS;
+    const size_t base = (size_t)blockIdx.y * n + (size_t)blockIdx.x * slice;
+    const float4* src = reinterpret_cast<const float4*>(x + base);
+    unsigned int* dst = reinterpret_cast<unsigned int*>(out + base);
+    for (int i = threadIdx.x; i < slice / 4; i += blockDim.x) {
+        float4 f = src[i];
+        // A true division, as the reference does: x * (1 / scale) can round differently.
+        __nv_fp8_e4m3 a(f.x / scale), b(f.y / scale), c(f.z / scale), d(f.w / scale);
+        dst[i] = (unsigned int)a.__x | ((unsigned int)b.__x << 8) | ((unsigned int)c.__x << 16) |
+                 ((unsigned int)d.__x << 24);
+    }
 }
 
 // Reference: the same arithmetic, written plainly (a serial absmax), outputs as f32.

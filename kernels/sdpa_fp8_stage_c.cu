@@ -6,42 +6,41 @@
 // streams 64-key tiles of K and V through shared memory, keeping the softmax online (running
 // max and sum per row) so the S x S score matrix never leaves registers.
 //
-// Tensor cores do both products:
-//   - Q K^T on the raw E4M3 values with FP8 mma.sync (m16n8k32, f32 accumulate, sm_89+); the
-//     per-head scales are folded into the f32 scores afterwards, so nothing is dequantised.
-//   - P V with f16 mma.sync (m16n8k16): P stays in registers (the QK^T accumulator layout is the
-//     A-operand layout), V is widened to f16 (exact for E4M3) and transposed once per tile in
-//     shared memory. Keeping P in f16 rather than E4M3 keeps 10 mantissa bits in the weights.
+// Tensor cores do both products with f16 mma.sync (m16n8k16, f32 accumulate). E4M3 values are
+// exact in f16, so widening them costs no accuracy; the per-head scales are folded into the f32
+// scores (sq * sk) and the output (sv). Why not FP8 mma: on sm_90, `mma.sync ... .e4m3` is
+// emulated (the SASS of version 1 shows it lowered to HMMA.16816 plus conversions on every
+// call); Hopper's native FP8 tensor-core path is wgmma (sm_90a), a different kernel design.
+// Widening once per tile, into shared memory, is cheaper than the emulation's per-call work.
+//
+//   - Q: widened once into f16 A-fragments held in registers for the whole pass.
+//   - K, V: the next tile's FP8 bytes are loaded into registers while the current tile
+//     computes, then widened into f16 shared memory (16-byte stores).
+//   - P stays in registers: the Q K^T accumulator layout is the A-operand layout of P V.
+//   - V's B-fragments come from ldmatrix.trans on the row-major tile.
 //
 // Layouts: q, k, v are [B*H][S][D] E4M3; scales are [B*H] f32; out is [B*H][S][D] f16.
-// S must be a multiple of 64. Grid: (S / 64, B*H). Block: 128 threads.
+// S must be a multiple of 64. Grid: (S / 64, B*H). Block: 128 threads. Dynamic shared memory:
+// 256 * (D + 8) bytes.
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
 typedef unsigned char uint8_t;
+typedef unsigned short uint16_t;
 typedef unsigned int uint32_t;
 
 #define BR 64            // query rows per CTA
 #define BC 64            // keys per tile
-#define WARPS 4
+#define THREADS 128
 #define LOG2E 1.4426950408889634f
 #define NEG_INF __int_as_float(0xff800000)  // NVRTC has no math.h INFINITY
 
-// Shared-memory row padding: 16 bytes for the fp8 K rows and 8 halves for the f16 V^T rows
-// spread a warp's fragment loads over all 32 banks.
-template <int D> struct Smem {
-    static constexpr int K_STRIDE = D + 16;     // bytes
-    static constexpr int VT_STRIDE = BC + 8;    // halves
-    alignas(16) uint8_t k[BC * K_STRIDE];
-    alignas(16) __half vt[D * VT_STRIDE];
+// Row stride of the f16 K and V tiles: 8 halves of padding spread a warp's fragment loads
+// (and ldmatrix rows) over all 32 banks.
+template <int D> struct Tiles {
+    static constexpr int STRIDE = D + 8;  // halves
+    alignas(16) __half k[BC * STRIDE];
+    alignas(16) __half v[BC * STRIDE];
 };
-
-__device__ __forceinline__ void mma_fp8(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 "
-        "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
 
 __device__ __forceinline__ void mma_f16(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
     asm volatile(
@@ -51,9 +50,35 @@ __device__ __forceinline__ void mma_f16(float c[4], const uint32_t a[4], uint32_
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t r[4], const void* smem) {
+    uint32_t addr = (uint32_t)__cvta_generic_to_shared(smem);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+}
+
 __device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
     __half2 h = __floats2half2_rn(lo, hi);
     return *reinterpret_cast<uint32_t*>(&h);
+}
+
+// Two E4M3 values (low byte first) to an f16 pair, with the hardware's packed conversion.
+__device__ __forceinline__ uint32_t widen2(uint16_t pair) {
+    __half2_raw h = __nv_cvt_fp8x2_to_halfraw2(pair, __NV_E4M3);
+    return (uint32_t)h.x | ((uint32_t)h.y << 16);
+}
+
+// 16 E4M3 bytes to 16 halves in shared memory (two 16-byte stores).
+__device__ __forceinline__ void widen16(__half* dst, uint4 raw) {
+    const uint32_t w[4] = {raw.x, raw.y, raw.z, raw.w};
+    uint32_t h[8];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        h[2 * i] = widen2((uint16_t)(w[i] & 0xffff));
+        h[2 * i + 1] = widen2((uint16_t)(w[i] >> 16));
+    }
+    reinterpret_cast<uint4*>(dst)[0] = make_uint4(h[0], h[1], h[2], h[3]);
+    reinterpret_cast<uint4*>(dst)[1] = make_uint4(h[4], h[5], h[6], h[7]);
 }
 
 template <int D, bool CAUSAL>
@@ -61,11 +86,13 @@ __device__ void sdpa_fp8(const uint8_t* __restrict__ q, const uint8_t* __restric
                          const uint8_t* __restrict__ v, const float* __restrict__ q_scale,
                          const float* __restrict__ k_scale, const float* __restrict__ v_scale,
                          __half* __restrict__ out, int S) {
-    constexpr int KSTEPS = D / 32;     // fp8 k-steps of Q K^T
-    constexpr int NT_S = BC / 8;       // n-tiles of a score tile
-    constexpr int NT_O = D / 8;        // n-tiles of the output
+    constexpr int KSTEPS = D / 16;                 // k-steps of Q K^T
+    constexpr int NT_S = BC / 8;                   // n-tiles of a score tile
+    constexpr int NT_O = D / 8;                    // n-tiles of the output
+    constexpr int CHUNKS = BC * D / 16 / THREADS;  // 16-byte chunks per thread per tensor
+    constexpr int STRIDE = Tiles<D>::STRIDE;
     extern __shared__ __align__(16) uint8_t smem_raw[];
-    Smem<D>& sm = *reinterpret_cast<Smem<D>*>(smem_raw);
+    Tiles<D>& tiles = *reinterpret_cast<Tiles<D>*>(smem_raw);
 
     const int head = blockIdx.y;
     const int q_block = blockIdx.x;
@@ -74,18 +101,20 @@ __device__ void sdpa_fp8(const uint8_t* __restrict__ q, const uint8_t* __restric
     const size_t head_off = (size_t)head * S * D;
     const float score_scale = q_scale[head] * k_scale[head] * rsqrtf((float)D) * LOG2E;
 
-    // This warp's 16 query rows as FP8 A-fragments, kept in registers for the whole pass.
+    // This warp's 16 query rows, widened to f16 A-fragments once.
     const int row0 = q_block * BR + warp * 16;
+    const int q_lo_idx = row0 + g, q_hi_idx = row0 + g + 8;
     uint32_t qa[KSTEPS][4];
     {
-        const uint8_t* q_lo = q + head_off + (size_t)(row0 + g) * D;
-        const uint8_t* q_hi = q_lo + 8 * D;
+        const uint8_t* q_lo = q + head_off + (size_t)q_lo_idx * D;
+        const uint8_t* q_hi = q + head_off + (size_t)q_hi_idx * D;
 #pragma unroll
-        for (int ks = 0; ks < KSTEPS; ++ks) {
-            qa[ks][0] = *reinterpret_cast<const uint32_t*>(q_lo + ks * 32 + 4 * t);
-            qa[ks][1] = *reinterpret_cast<const uint32_t*>(q_hi + ks * 32 + 4 * t);
-            qa[ks][2] = *reinterpret_cast<const uint32_t*>(q_lo + ks * 32 + 16 + 4 * t);
-            qa[ks][3] = *reinterpret_cast<const uint32_t*>(q_hi + ks * 32 + 16 + 4 * t);
+        for (int kk = 0; kk < KSTEPS; ++kk) {
+            const int c = kk * 16 + 2 * t;
+            qa[kk][0] = widen2(*reinterpret_cast<const uint16_t*>(q_lo + c));
+            qa[kk][1] = widen2(*reinterpret_cast<const uint16_t*>(q_hi + c));
+            qa[kk][2] = widen2(*reinterpret_cast<const uint16_t*>(q_lo + c + 8));
+            qa[kk][3] = widen2(*reinterpret_cast<const uint16_t*>(q_hi + c + 8));
         }
     }
 
@@ -93,53 +122,61 @@ __device__ void sdpa_fp8(const uint8_t* __restrict__ q, const uint8_t* __restric
 #pragma unroll
     for (int n = 0; n < NT_O; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
     float m_lo = NEG_INF, m_hi = NEG_INF;   // running max of rows g and g+8 (log2 units)
-    float l_lo = 0.0f, l_hi = 0.0f;             // running sums (this thread's columns only)
+    float l_lo = 0.0f, l_hi = 0.0f;         // running sums (this thread's columns only)
 
-    const int q_lo_idx = row0 + g, q_hi_idx = row0 + g + 8;
+    // Prefetch of the next tile's raw bytes, in flight while the current tile computes.
+    uint4 k_next[CHUNKS], v_next[CHUNKS];
+    auto load_tile = [&](int tile) {
+        const size_t base = head_off + (size_t)tile * BC * D;
+#pragma unroll
+        for (int i = 0; i < CHUNKS; ++i) {
+            const int c = threadIdx.x + i * THREADS;
+            const size_t at = base + (size_t)(c / (D / 16)) * D + (c % (D / 16)) * 16;
+            k_next[i] = *reinterpret_cast<const uint4*>(k + at);
+            v_next[i] = *reinterpret_cast<const uint4*>(v + at);
+        }
+    };
+
     const int n_tiles = CAUSAL ? (q_block + 1) : (S / BC);
+    load_tile(0);
     for (int tile = 0; tile < n_tiles; ++tile) {
         const int key0 = tile * BC;
-        __syncthreads();   // the previous tile's shared memory is no longer read
-        // K tile: 16-byte chunks, raw fp8.
-        for (int c = threadIdx.x; c < BC * D / 16; c += blockDim.x) {
-            int r = c / (D / 16), col = (c % (D / 16)) * 16;
-            *reinterpret_cast<uint4*>(&sm.k[r * Smem<D>::K_STRIDE + col]) =
-                *reinterpret_cast<const uint4*>(k + head_off + (size_t)(key0 + r) * D + col);
-        }
-        // V tile: widened to f16 (exact for E4M3) and transposed to V^T[d][key].
-        for (int c = threadIdx.x; c < BC * D / 16; c += blockDim.x) {
-            int r = c / (D / 16), col = (c % (D / 16)) * 16;
-            uint4 raw = *reinterpret_cast<const uint4*>(v + head_off + (size_t)(key0 + r) * D + col);
-            const __nv_fp8_e4m3* e = reinterpret_cast<const __nv_fp8_e4m3*>(&raw);
+        __syncthreads();   // every warp is done reading the previous tile
 #pragma unroll
-            for (int i = 0; i < 16; ++i) sm.vt[(col + i) * Smem<D>::VT_STRIDE + r] = __half(float(e[i]));
+        for (int i = 0; i < CHUNKS; ++i) {
+            const int c = threadIdx.x + i * THREADS;
+            const int r = c / (D / 16), col = (c % (D / 16)) * 16;
+            widen16(&tiles.k[r * STRIDE + col], k_next[i]);
+            widen16(&tiles.v[r * STRIDE + col], v_next[i]);
         }
         __syncthreads();
+        if (tile + 1 < n_tiles) load_tile(tile + 1);
 
         // S = Q K^T for this warp's 16 rows x 64 keys.
         float s[NT_S][4];
 #pragma unroll
         for (int n = 0; n < NT_S; ++n) {
             s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
-            const uint8_t* krow = &sm.k[(n * 8 + g) * Smem<D>::K_STRIDE];
+            const __half* krow = &tiles.k[(n * 8 + g) * STRIDE + 2 * t];
 #pragma unroll
-            for (int ks = 0; ks < KSTEPS; ++ks) {
-                uint32_t b0 = *reinterpret_cast<const uint32_t*>(krow + ks * 32 + 4 * t);
-                uint32_t b1 = *reinterpret_cast<const uint32_t*>(krow + ks * 32 + 16 + 4 * t);
-                mma_fp8(s[n], qa[ks], b0, b1);
+            for (int kk = 0; kk < KSTEPS; ++kk) {
+                uint32_t b0 = *reinterpret_cast<const uint32_t*>(krow + kk * 16);
+                uint32_t b1 = *reinterpret_cast<const uint32_t*>(krow + kk * 16 + 8);
+                mma_f16(s[n], qa[kk], b0, b1);
             }
         }
 
-        // Online softmax in log2 units.
+        // Online softmax in log2 units; only the diagonal tile needs the causal mask.
+        const bool masked = CAUSAL && tile == q_block;
         float tile_max_lo = NEG_INF, tile_max_hi = NEG_INF;
 #pragma unroll
         for (int n = 0; n < NT_S; ++n) {
 #pragma unroll
             for (int j = 0; j < 4; ++j) {
                 s[n][j] *= score_scale;
-                if (CAUSAL) {
-                    int key = key0 + n * 8 + 2 * t + (j & 1);
-                    int query = (j < 2) ? q_lo_idx : q_hi_idx;
+                if (masked) {
+                    const int key = key0 + n * 8 + 2 * t + (j & 1);
+                    const int query = (j < 2) ? q_lo_idx : q_hi_idx;
                     if (key > query) s[n][j] = NEG_INF;
                 }
             }
@@ -151,8 +188,8 @@ __device__ void sdpa_fp8(const uint8_t* __restrict__ q, const uint8_t* __restric
             tile_max_lo = fmaxf(tile_max_lo, __shfl_xor_sync(0xffffffffu, tile_max_lo, offset));
             tile_max_hi = fmaxf(tile_max_hi, __shfl_xor_sync(0xffffffffu, tile_max_hi, offset));
         }
-        const float new_lo = fmaxf(m_lo, tile_max_lo), new_hi = fmaxf(m_hi, tile_max_hi);
         // Every row sees key 0 in its first tile, so the new maxima are finite.
+        const float new_lo = fmaxf(m_lo, tile_max_lo), new_hi = fmaxf(m_hi, tile_max_hi);
         const float alpha_lo = exp2f(m_lo - new_lo), alpha_hi = exp2f(m_hi - new_hi);
         m_lo = new_lo;
         m_hi = new_hi;
@@ -170,23 +207,25 @@ __device__ void sdpa_fp8(const uint8_t* __restrict__ q, const uint8_t* __restric
         uint32_t pa[BC / 16][4];
 #pragma unroll
         for (int n = 0; n < NT_S; ++n) {
-            float p0 = exp2f(s[n][0] - m_lo), p1 = exp2f(s[n][1] - m_lo);
-            float p2 = exp2f(s[n][2] - m_hi), p3 = exp2f(s[n][3] - m_hi);
+            const float p0 = exp2f(s[n][0] - m_lo), p1 = exp2f(s[n][1] - m_lo);
+            const float p2 = exp2f(s[n][2] - m_hi), p3 = exp2f(s[n][3] - m_hi);
             l_lo += p0 + p1;
             l_hi += p2 + p3;
             pa[n / 2][(n & 1) * 2 + 0] = pack_half2(p0, p1);
             pa[n / 2][(n & 1) * 2 + 1] = pack_half2(p2, p3);
         }
 
-        // O += P V.
+        // O += P V, V's fragments by ldmatrix.trans, two output n-tiles per load.
+        const int v_row = (lane & 7) + ((lane >> 3) & 1) * 8;
+        const int v_col = (lane >> 4) * 8;
 #pragma unroll
         for (int kb = 0; kb < BC / 16; ++kb) {
 #pragma unroll
-            for (int n = 0; n < NT_O; ++n) {
-                const __half* vrow = &sm.vt[(n * 8 + g) * Smem<D>::VT_STRIDE + kb * 16];
-                uint32_t b0 = *reinterpret_cast<const uint32_t*>(vrow + 2 * t);
-                uint32_t b1 = *reinterpret_cast<const uint32_t*>(vrow + 8 + 2 * t);
-                mma_f16(o[n], pa[kb], b0, b1);
+            for (int n = 0; n < NT_O; n += 2) {
+                uint32_t b[4];
+                ldmatrix_x4_trans(b, &tiles.v[(kb * 16 + v_row) * STRIDE + n * 8 + v_col]);
+                mma_f16(o[n], pa[kb], b[0], b[1]);
+                mma_f16(o[n + 1], pa[kb], b[2], b[3]);
             }
         }
     }
@@ -209,7 +248,7 @@ __device__ void sdpa_fp8(const uint8_t* __restrict__ q, const uint8_t* __restric
 }
 
 #define SDPA_ENTRY(D, C)                                                                      \
-    extern "C" __global__ void __launch_bounds__(128)                                         \
+    extern "C" __global__ void __launch_bounds__(THREADS)                                         \
         sdpa_fp8_stage_c_d##D##_c##C(const uint8_t* q, const uint8_t* k, const uint8_t* v,    \
                                       const float* qs, const float* ks, const float* vs,      \
                                       __half* out, int S) {                                   \
