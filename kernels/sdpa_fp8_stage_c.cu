@@ -2,7 +2,7 @@
 //
 //   O[b,h] = softmax(Q K^T * sq * sk / sqrt(D)) (V * sv)      (f16 output, optionally causal)
 //
-// FlashAttention-2 structure: a CTA owns 64 query rows of one head (4 warps x 16 rows) and
+// FlashAttention-2 structure: a CTA owns D query rows of one head (D/16 warps x 16 rows) and
 // streams 64-key tiles of K and V through shared memory, keeping the softmax online (running
 // max and sum per row) so the S x S score matrix never leaves registers.
 //
@@ -20,7 +20,7 @@
 //   - V's B-fragments come from ldmatrix.trans on the row-major tile.
 //
 // Layouts: q, k, v are [B*H][S][D] E4M3; scales are [B*H] f32; out is [B*H][S][D] f16.
-// S must be a multiple of 64. Grid: (S / 64, B*H). Block: 128 threads. Dynamic shared memory:
+// S must be a multiple of 128. Grid: (S / D, B*H). Block: 2*D threads. Dynamic shared memory:
 // 256 * (D + 8) bytes.
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
@@ -28,9 +28,7 @@ typedef unsigned char uint8_t;
 typedef unsigned short uint16_t;
 typedef unsigned int uint32_t;
 
-#define BR 64            // query rows per CTA
 #define BC 64            // keys per tile
-#define THREADS 128
 #define LOG2E 1.4426950408889634f
 #define NEG_INF __int_as_float(0xff800000)  // NVRTC has no math.h INFINITY
 
@@ -57,6 +55,13 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t r[4], const void* sme
                  : "r"(addr));
 }
 
+// 2^x on the special-function unit; 2^-inf = 0, which the masked scores rely on.
+__device__ __forceinline__ float fast_exp2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
 __device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
     __half2 h = __floats2half2_rn(lo, hi);
     return *reinterpret_cast<uint32_t*>(&h);
@@ -81,11 +86,15 @@ __device__ __forceinline__ void widen16(__half* dst, uint4 raw) {
     reinterpret_cast<uint4*>(dst)[1] = make_uint4(h[4], h[5], h[6], h[7]);
 }
 
-template <int D, bool CAUSAL>
+// WARPS warps of 16 query rows each: a CTA owns BR = 16 * WARPS rows, and every K/V tile it
+// widens into shared memory serves all of them.
+template <int D, bool CAUSAL, int WARPS>
 __device__ void sdpa_fp8(const uint8_t* __restrict__ q, const uint8_t* __restrict__ k,
                          const uint8_t* __restrict__ v, const float* __restrict__ q_scale,
                          const float* __restrict__ k_scale, const float* __restrict__ v_scale,
                          __half* __restrict__ out, int S) {
+    constexpr int BR = 16 * WARPS;                 // query rows per CTA
+    constexpr int THREADS = 32 * WARPS;
     constexpr int KSTEPS = D / 16;                 // k-steps of Q K^T
     constexpr int NT_S = BC / 8;                   // n-tiles of a score tile
     constexpr int NT_O = D / 8;                    // n-tiles of the output
@@ -137,7 +146,7 @@ __device__ void sdpa_fp8(const uint8_t* __restrict__ q, const uint8_t* __restric
         }
     };
 
-    const int n_tiles = CAUSAL ? (q_block + 1) : (S / BC);
+    const int n_tiles = CAUSAL ? ((q_block + 1) * BR + BC - 1) / BC : (S / BC);
     load_tile(0);
     for (int tile = 0; tile < n_tiles; ++tile) {
         const int key0 = tile * BC;
@@ -151,6 +160,9 @@ __device__ void sdpa_fp8(const uint8_t* __restrict__ q, const uint8_t* __restric
         }
         __syncthreads();
         if (tile + 1 < n_tiles) load_tile(tile + 1);
+
+        // A causal warp skips tiles that lie wholly after its last row (it still helped load).
+        if (CAUSAL && key0 > row0 + 15) continue;
 
         // S = Q K^T for this warp's 16 rows x 64 keys.
         float s[NT_S][4];
@@ -166,15 +178,16 @@ __device__ void sdpa_fp8(const uint8_t* __restrict__ q, const uint8_t* __restric
             }
         }
 
-        // Online softmax in log2 units; only the diagonal tile needs the causal mask.
-        const bool masked = CAUSAL && tile == q_block;
+        // Online softmax in log2 units. The maxima are taken on the raw scores and scaled
+        // once (the scale is positive), and exp2(s * scale - m) is one FMA and one MUFU op.
+        // Only tiles crossing the diagonal need the causal mask.
+        const bool masked = CAUSAL && key0 + BC - 1 > row0;
         float tile_max_lo = NEG_INF, tile_max_hi = NEG_INF;
 #pragma unroll
         for (int n = 0; n < NT_S; ++n) {
+            if (masked) {
 #pragma unroll
-            for (int j = 0; j < 4; ++j) {
-                s[n][j] *= score_scale;
-                if (masked) {
+                for (int j = 0; j < 4; ++j) {
                     const int key = key0 + n * 8 + 2 * t + (j & 1);
                     const int query = (j < 2) ? q_lo_idx : q_hi_idx;
                     if (key > query) s[n][j] = NEG_INF;
@@ -189,8 +202,9 @@ __device__ void sdpa_fp8(const uint8_t* __restrict__ q, const uint8_t* __restric
             tile_max_hi = fmaxf(tile_max_hi, __shfl_xor_sync(0xffffffffu, tile_max_hi, offset));
         }
         // Every row sees key 0 in its first tile, so the new maxima are finite.
-        const float new_lo = fmaxf(m_lo, tile_max_lo), new_hi = fmaxf(m_hi, tile_max_hi);
-        const float alpha_lo = exp2f(m_lo - new_lo), alpha_hi = exp2f(m_hi - new_hi);
+        const float new_lo = fmaxf(m_lo, tile_max_lo * score_scale);
+        const float new_hi = fmaxf(m_hi, tile_max_hi * score_scale);
+        const float alpha_lo = fast_exp2(m_lo - new_lo), alpha_hi = fast_exp2(m_hi - new_hi);
         m_lo = new_lo;
         m_hi = new_hi;
         l_lo *= alpha_lo;
@@ -203,12 +217,14 @@ __device__ void sdpa_fp8(const uint8_t* __restrict__ q, const uint8_t* __restric
             o[n][3] *= alpha_hi;
         }
 
-        // P = exp2(S - m), packed straight into f16 A-fragments for P V.
+        // P = exp2(S * scale - m), packed straight into f16 A-fragments for P V.
         uint32_t pa[BC / 16][4];
 #pragma unroll
         for (int n = 0; n < NT_S; ++n) {
-            const float p0 = exp2f(s[n][0] - m_lo), p1 = exp2f(s[n][1] - m_lo);
-            const float p2 = exp2f(s[n][2] - m_hi), p3 = exp2f(s[n][3] - m_hi);
+            const float p0 = fast_exp2(fmaf(s[n][0], score_scale, -m_lo));
+            const float p1 = fast_exp2(fmaf(s[n][1], score_scale, -m_lo));
+            const float p2 = fast_exp2(fmaf(s[n][2], score_scale, -m_hi));
+            const float p3 = fast_exp2(fmaf(s[n][3], score_scale, -m_hi));
             l_lo += p0 + p1;
             l_hi += p2 + p3;
             pa[n / 2][(n & 1) * 2 + 0] = pack_half2(p0, p1);
@@ -247,15 +263,18 @@ __device__ void sdpa_fp8(const uint8_t* __restrict__ q, const uint8_t* __restric
     }
 }
 
-#define SDPA_ENTRY(D, C)                                                                      \
-    extern "C" __global__ void __launch_bounds__(THREADS)                                         \
-        sdpa_fp8_stage_c_d##D##_c##C(const uint8_t* q, const uint8_t* k, const uint8_t* v,    \
-                                      const float* qs, const float* ks, const float* vs,      \
-                                      __half* out, int S) {                                   \
-        sdpa_fp8<D, C>(q, k, v, qs, ks, vs, out, S);                                          \
+// Entry points: head dim D, causal C. W is the warps per CTA (16 query rows each), chosen per
+// head dim from measurements (docs/attention-notes.md): 4 for D = 64, where 8 lost occupancy,
+// and 8 for D = 128, where sharing each widened K/V tile among 128 rows won. Either way a CTA
+// owns D query rows, so the launch is grid (S / D, B*H), block 2*D threads.
+#define SDPA_ENTRY(NAME, D, C, W)                                                           \
+    extern "C" __global__ void __launch_bounds__(32 * W)                                   \
+        NAME(const uint8_t* q, const uint8_t* k, const uint8_t* v, const float* qs,        \
+             const float* ks, const float* vs, __half* out, int S) {                       \
+        sdpa_fp8<D, C, W>(q, k, v, qs, ks, vs, out, S);                                    \
     }
 
-SDPA_ENTRY(64, 0)
-SDPA_ENTRY(64, 1)
-SDPA_ENTRY(128, 0)
-SDPA_ENTRY(128, 1)
+SDPA_ENTRY(sdpa_fp8_stage_c_d64_c0, 64, 0, 4)
+SDPA_ENTRY(sdpa_fp8_stage_c_d64_c1, 64, 1, 4)
+SDPA_ENTRY(sdpa_fp8_stage_c_d128_c0, 128, 0, 8)
+SDPA_ENTRY(sdpa_fp8_stage_c_d128_c1, 128, 1, 8)

@@ -123,6 +123,10 @@ pub struct KernelSpec {
     pub cuda: Option<CudaSpec>,
     /// Names of entries in the top-level `shapes`.
     pub shapes: Vec<String>,
+    /// Kernels this one is compared with, shape by shape: the reports show its speedup over
+    /// each (a peer is an ordinary kernel of this file, e.g. a library's implementation).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<String>,
     /// Seconds one harness run may take before it is killed and the shape becomes `error`.
     #[serde(default = "defaults::timeout_s")]
     pub timeout_s: f64,
@@ -457,6 +461,14 @@ fn validate(raw: &RawConfig) -> Vec<String> {
                 &at("timeout_s"),
                 format!("must be in (0, 86400] seconds, got {}", kernel.timeout_s),
             );
+        }
+        for (peer_index, peer) in kernel.peers.iter().enumerate() {
+            let key = at(&format!("peers[{peer_index}]"));
+            if peer == &kernel.name {
+                problem(&key, "a kernel is not its own peer".to_string());
+            } else if !raw.kernels.iter().any(|k| &k.name == peer) {
+                problem(&key, format!("unknown kernel {peer:?}"));
+            }
         }
         for name in kernel.env.keys() {
             if !is_identifier(name) {

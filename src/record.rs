@@ -99,6 +99,9 @@ pub struct ShapeResult {
     pub baseline_commit: Option<String>,
     /// Extra facts the harness reported: for CUDA kernels the driver, clocks, batch size, seed.
     pub details: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Speedup over each of the kernel's peers on this shape.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<PeerSpeedup>,
     pub baseline_samples_us: Vec<f64>,
     pub candidate_samples_us: Vec<f64>,
 }
@@ -139,6 +142,7 @@ impl ShapeResult {
             stderr_tail: None,
             baseline_commit: None,
             details: None,
+            peers: Vec::new(),
             baseline_samples_us: Vec::new(),
             candidate_samples_us: Vec::new(),
         }
@@ -231,6 +235,65 @@ fn non_empty(text: &str) -> Option<String> {
     (!text.trim().is_empty()).then(|| text.to_string())
 }
 
+/// How much faster a kernel is than a peer on one shape (peer median / kernel median).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerSpeedup {
+    pub kernel: String,
+    pub median_us: f64,
+    pub speedup: f64,
+    /// Excellent ≥ 2×, Good ≥ 1.5×, Modest ≥ 1.1×, Parity ≥ 0.9×, Regression below.
+    pub rating: String,
+}
+
+/// The seed report's words for a speedup.
+pub fn rate_speedup(speedup: f64) -> &'static str {
+    if speedup >= 2.0 {
+        "Excellent"
+    } else if speedup >= 1.5 {
+        "Good"
+    } else if speedup >= 1.1 {
+        "Modest"
+    } else if speedup >= 0.9 {
+        "Parity"
+    } else {
+        "Regression"
+    }
+}
+
+/// Fills in each result's speedups over its kernel's peers, comparing medians of the samples
+/// measured in this run. Shapes a peer did not time correctly (or at all) are left out.
+pub fn attach_peers(results: &mut [ShapeResult], peers_of: impl Fn(&str) -> Vec<String>) {
+    let medians: Vec<((String, String), f64)> = results
+        .iter()
+        .filter(|r| !r.verdict.is_fatal())
+        .filter_map(|r| Some(((r.kernel.clone(), r.shape.clone()), r.candidate_median_us?)))
+        .collect();
+    let median_of = |kernel: &str, shape: &str| {
+        medians
+            .iter()
+            .find(|((k, s), _)| k == kernel && s == shape)
+            .map(|(_, m)| *m)
+    };
+    for result in results.iter_mut() {
+        let Some(own) = result.candidate_median_us.filter(|_| !result.verdict.is_fatal()) else {
+            continue;
+        };
+        result.peers = peers_of(&result.kernel)
+            .into_iter()
+            .filter_map(|peer| {
+                let median_us = median_of(&peer, &result.shape)?;
+                let speedup = median_us / own;
+                Some(PeerSpeedup {
+                    rating: rate_speedup(speedup).to_string(),
+                    kernel: peer,
+                    median_us,
+                    speedup,
+                })
+            })
+            .collect();
+    }
+}
+
 /// Per-kernel decisions in the order kernels first appear in `results`.
 pub fn decide_kernels(results: &[ShapeResult], gate: &GateSettings) -> Vec<KernelResult> {
     let mut names: Vec<&str> = Vec::new();
@@ -303,6 +366,39 @@ mod tests {
             details: None,
             stderr_tail: "warn".into(),
         })
+    }
+
+    #[test]
+    fn speedups_use_medians_and_the_seed_words() {
+        let gate = GateSettings::default();
+        let missing = |_: Option<&str>| BaselineLookup::Missing(String::new());
+        let ours = ShapeResult::judge("ours", "s", &measured(vec![10.0; 5], None), missing, &gate);
+        let peer = ShapeResult::judge("peer", "s", &measured(vec![16.0; 5], None), missing, &gate);
+        let slow = ShapeResult::judge("slow", "s", &measured(vec![8.0; 5], None), missing, &gate);
+        let mut results = vec![ours, peer, slow];
+        attach_peers(&mut results, |kernel| {
+            if kernel == "ours" {
+                vec!["peer".into(), "slow".into(), "absent".into()]
+            } else {
+                vec![]
+            }
+        });
+        let speedups: Vec<(String, f64, String)> = results[0]
+            .peers
+            .iter()
+            .map(|p| (p.kernel.clone(), p.speedup, p.rating.clone()))
+            .collect();
+        assert_eq!(
+            speedups,
+            [
+                ("peer".to_string(), 1.6, "Good".to_string()),
+                ("slow".to_string(), 0.8, "Regression".to_string())
+            ]
+        );
+        assert_eq!(
+            [2.0, 1.5, 1.1, 0.9, 0.89].map(rate_speedup),
+            ["Excellent", "Good", "Modest", "Parity", "Regression"]
+        );
     }
 
     #[test]

@@ -84,6 +84,13 @@ pub fn run(options: &CheckOptions) -> Result<u8> {
             )
         })
         .collect();
+    let mut results = results;
+    record::attach_peers(&mut results, |kernel| {
+        config
+            .kernel(kernel)
+            .map(|k| k.peers.clone())
+            .unwrap_or_default()
+    });
     let kernel_results = record::decide_kernels(&results, &config.gate);
     let passed = kernel_results.iter().all(|k| k.verdict.passed());
     let run = RunRecord {

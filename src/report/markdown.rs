@@ -107,9 +107,43 @@ fn kernel_table(out: &mut String, run: &RunRecord, kernel: &KernelResult) {
         );
     }
     out.push('\n');
+    peer_table(out, run, kernel);
     if passed {
         out.push_str("</details>\n\n");
     }
+}
+
+/// The kernel's speedup over each peer, per shape, in the seed report's words.
+fn peer_table(out: &mut String, run: &RunRecord, kernel: &KernelResult) {
+    let mut peers: Vec<&str> = Vec::new();
+    for result in run.results_of(&kernel.name) {
+        for peer in &result.peers {
+            if !peers.contains(&peer.kernel.as_str()) {
+                peers.push(&peer.kernel);
+            }
+        }
+    }
+    if peers.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "Speedup over peers (their median / this kernel's, same run):\n");
+    let header: Vec<String> = peers.iter().map(|p| format!("`{p}`")).collect();
+    let _ = writeln!(out, "| Shape | {} |", header.join(" | "));
+    let _ = writeln!(out, "|---|{}", "--:|".repeat(peers.len()));
+    for result in run.results_of(&kernel.name) {
+        let cells: Vec<String> = peers
+            .iter()
+            .map(|peer| {
+                result
+                    .peers
+                    .iter()
+                    .find(|p| p.kernel == *peer)
+                    .map_or("—".to_string(), |p| format!("{:.2}× {}", p.speedup, p.rating))
+            })
+            .collect();
+        let _ = writeln!(out, "| `{}` | {} |", result.shape, cells.join(" | "));
+    }
+    out.push('\n');
 }
 
 fn verdict_cell(result: &ShapeResult) -> String {

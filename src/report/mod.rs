@@ -114,6 +114,7 @@ pub(crate) mod fixture {
             stderr_tail: None,
             baseline_commit: None,
             details: None,
+            peers: vec![],
             baseline_samples_us: vec![],
             candidate_samples_us: vec![],
         }
@@ -201,6 +202,14 @@ pub(crate) mod fixture {
             crashed,
             compile,
         ];
+        let mut results = results;
+        record::attach_peers(&mut results, |kernel| {
+            if kernel == "attention" {
+                vec!["gemm".to_string()]
+            } else {
+                vec![]
+            }
+        });
         let kernels = record::decide_kernels(&results, &gate);
         let passed = kernels.iter().all(|k| k.verdict.passed());
         RunRecord {

@@ -3,7 +3,7 @@
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{CellAlignment, ContentArrangement, Table};
 
-use super::{describe_gate, format_delta, format_mean, format_p, Exporter};
+use super::{describe_gate, format_delta, format_mean, format_p, format_us, Exporter};
 use crate::record::RunRecord;
 
 pub struct Terminal;
@@ -43,6 +43,9 @@ impl Exporter for Terminal {
             }
         }
         let mut out = format!("{table}\n");
+        if run.results.iter().any(|r| !r.peers.is_empty()) {
+            out.push_str(&format!("{}\n", peer_table(run)));
+        }
         for result in &run.results {
             if let Some(message) = &result.message {
                 let mut lines = message.lines();
@@ -80,6 +83,34 @@ impl Exporter for Terminal {
         ));
         out
     }
+}
+
+/// Speedup of each kernel over its peers, one row per kernel × shape × peer.
+fn peer_table(run: &RunRecord) -> Table {
+    let mut table = Table::new();
+    table
+        .load_style(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(["kernel", "shape", "peer", "peer µs", "kernel µs", "speedup", "rating"]);
+    for result in &run.results {
+        for peer in &result.peers {
+            table.add_row([
+                result.kernel.clone(),
+                result.shape.clone(),
+                peer.kernel.clone(),
+                format_us(peer.median_us),
+                result.candidate_median_us.map_or("—".to_string(), format_us),
+                format!("{:.2}×", peer.speedup),
+                peer.rating.clone(),
+            ]);
+        }
+    }
+    for column in 3..6 {
+        if let Some(column) = table.column_mut(column) {
+            column.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    table
 }
 
 #[cfg(test)]

@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""PyTorch's scaled_dot_product_attention as a gatekeeper command harness (protocol v1).
+
+    python3 kernels/torch_sdpa.py --backend {auto,math,flash,mem_efficient,cudnn}
+
+Times F.scaled_dot_product_attention on f16 Q, K, V of the shape in GATEKEEPER_SHAPE_JSON
+(B, H, S, D, and CAUSAL 0/1) with CUDA events, and checks its output against attention computed
+in f32 from the same inputs (atol = rtol = 1e-2, as for the FP8 kernel). It is the peer that
+sdpa_fp8_stage_c is compared with.
+
+Before every sample a buffer twice the size of L2 is overwritten: the inputs start cold, as in
+gatekeeper's own CUDA runner, and the GPU is busy when the start event is recorded, so the event
+pair times the attention rather than the host's launch latency.
+"""
+import argparse
+import json
+import math
+import os
+import sys
+
+
+def fail(message):
+    print(json.dumps({"error": message}))
+    sys.exit(0)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--backend", default="auto",
+                        choices=["auto", "math", "flash", "mem_efficient", "cudnn"])
+    args = parser.parse_args()
+
+    try:
+        import torch
+        import torch.nn.functional as F
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+    except ImportError as err:
+        fail(f"PyTorch is not installed: {err}")
+    if not torch.cuda.is_available():
+        fail("PyTorch sees no CUDA device")
+
+    shape = json.loads(os.environ["GATEKEEPER_SHAPE_JSON"])
+    warmup = int(os.environ["GATEKEEPER_WARMUP"])
+    samples = int(os.environ["GATEKEEPER_SAMPLES"])
+    seed = int(os.environ["GATEKEEPER_SEED"])
+    b, h, s, d = (int(shape[k]) for k in ("B", "H", "S", "D"))
+    causal = bool(int(shape.get("CAUSAL", 0)))
+
+    torch.manual_seed(seed)
+    dev = "cuda"
+    q, k, v = (torch.empty(b, h, s, d, device=dev, dtype=torch.float16).uniform_(-1, 1)
+               for _ in range(3))
+
+    backends = {
+        "math": [SDPBackend.MATH],
+        "flash": [SDPBackend.FLASH_ATTENTION],
+        "mem_efficient": [SDPBackend.EFFICIENT_ATTENTION],
+        "cudnn": [SDPBackend.CUDNN_ATTENTION],
+    }
+
+    def attention():
+        return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+
+    def run():
+        if args.backend == "auto":
+            return attention()
+        with sdpa_kernel(backends[args.backend]):
+            return attention()
+
+    try:
+        out = run()
+        torch.cuda.synchronize()
+    except RuntimeError as err:
+        fail(f"backend {args.backend} cannot run this shape: {str(err).splitlines()[0]}")
+
+    # Reference: f32 attention from the same inputs, one batch at a time to bound memory.
+    errs_abs, errs_rel, bad, total = 0.0, 0.0, 0, 0
+    for i in range(b):
+        qf, kf, vf = (x[i].float() for x in (q, k, v))
+        scores = qf @ kf.transpose(-1, -2) / d ** 0.5
+        if causal:
+            mask = torch.ones(s, s, device=dev, dtype=torch.bool).triu(1)
+            scores.masked_fill_(mask, float("-inf"))
+        ref = torch.softmax(scores, dim=-1) @ vf
+        got = out[i].float()
+        diff = (got - ref).abs()
+        errs_abs = max(errs_abs, diff.max().item())
+        errs_rel = max(errs_rel, (diff / ref.abs().clamp_min(1e-6)).max().item())
+        bad += int((~torch.isfinite(got) | (diff > 1e-2 + 1e-2 * ref.abs())).sum().item())
+        total += got.numel()
+        del scores, ref
+
+    flush = torch.empty(2 * torch.cuda.get_device_properties(0).L2_cache_size,
+                        dtype=torch.uint8, device=dev)
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(samples):
+        start = torch.cuda.Event(enable_timing=True)
+        end = torch.cuda.Event(enable_timing=True)
+        flush.zero_()
+        start.record()
+        run()
+        end.record()
+        torch.cuda.synchronize()
+        times.append(start.elapsed_time(end) * 1000.0)
+
+    report = {
+        "samples_us": times,
+        "correct": bad == 0,
+        "max_abs_err": errs_abs if math.isfinite(errs_abs) else None,
+        "max_rel_err": errs_rel if math.isfinite(errs_rel) else None,
+        "device": torch.cuda.get_device_name(),
+        "details": {"backend": args.backend, "torch": torch.__version__},
+    }
+    if bad:
+        report["message"] = f"{bad:,} / {total:,} elements outside atol = rtol = 1e-2"
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
