@@ -8,9 +8,10 @@ Times F.scaled_dot_product_attention on f16 Q, K, V of the shape in GATEKEEPER_S
 in f32 from the same inputs (atol = rtol = 1e-2, as for the FP8 kernel). It is the peer that
 sdpa_fp8_stage_c is compared with.
 
-Before every sample a buffer twice the size of L2 is overwritten: the inputs start cold, as in
-gatekeeper's own CUDA runner, and the GPU is busy when the start event is recorded, so the event
-pair times the attention rather than the host's launch latency.
+Before every sample a buffer twice the size of L2 is overwritten (the inputs start cold, as in
+gatekeeper's own CUDA runner) and a ~100 µs sleep kernel is queued, so the GPU is still busy
+when Python has finished dispatching the attention: the event pair times the attention, not
+PyTorch's host-side overhead.
 """
 import argparse
 import json
@@ -99,6 +100,7 @@ def main():
         start = torch.cuda.Event(enable_timing=True)
         end = torch.cuda.Event(enable_timing=True)
         flush.zero_()
+        torch.cuda._sleep(200_000)  # cycles: ~100 µs at 2 GHz
         start.record()
         run()
         end.record()

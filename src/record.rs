@@ -275,7 +275,10 @@ pub fn attach_peers(results: &mut [ShapeResult], peers_of: impl Fn(&str) -> Vec<
             .map(|(_, m)| *m)
     };
     for result in results.iter_mut() {
-        let Some(own) = result.candidate_median_us.filter(|_| !result.verdict.is_fatal()) else {
+        let Some(own) = result
+            .candidate_median_us
+            .filter(|_| !result.verdict.is_fatal())
+        else {
             continue;
         };
         result.peers = peers_of(&result.kernel)

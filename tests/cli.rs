@@ -577,6 +577,43 @@ fn bad_config_exits_2_naming_file_and_key_and_writes_nothing() {
 }
 
 #[test]
+fn speedups_over_peers_appear_in_every_report() {
+    let gates = format!(
+        "{GATES}    peers: [twin]\n  - name: twin\n    command: [\"python3\", \"harness.py\"]\n    shapes: [small, mission, long]\n"
+    );
+    let project = Project::new(&gates);
+    project
+        .gatekeeper(&["check", "--json", "out.json", "--markdown", "comment.md"])
+        .code(0)
+        .stdout(predicate::str::contains("peer µs"));
+    let run = project.json("out.json");
+    let peer = &run["results"][0]["peers"][0];
+    assert_eq!(peer["kernel"], "twin");
+    // The same harness with its own random draw: within a few % of 1×.
+    let speedup = peer["speedup"].as_f64().unwrap();
+    assert!((0.95..1.05).contains(&speedup), "{speedup}");
+    assert_eq!(peer["rating"], "Parity");
+    let markdown = std::fs::read_to_string(project.path().join("comment.md")).unwrap();
+    assert!(
+        markdown.contains("Speedup over peers") && markdown.contains("× Parity |"),
+        "{markdown}"
+    );
+}
+
+#[test]
+fn peers_must_name_other_kernels() {
+    let project = Project::new(&GATES.replace(
+        "    timeout_s: 20\n",
+        "    timeout_s: 20\n    peers: [attn, nobody]\n",
+    ));
+    project.gatekeeper(&["check"]).code(2).stderr(
+        predicate::str::contains("`kernels[0].peers[0]`: a kernel is not its own peer").and(
+            predicate::str::contains("`kernels[0].peers[1]`: unknown kernel \"nobody\""),
+        ),
+    );
+}
+
+#[test]
 fn usage_errors_exit_2() {
     let project = Project::new(GATES);
     project

@@ -126,7 +126,10 @@ fn peer_table(out: &mut String, run: &RunRecord, kernel: &KernelResult) {
     if peers.is_empty() {
         return;
     }
-    let _ = writeln!(out, "Speedup over peers (their median / this kernel's, same run):\n");
+    let _ = writeln!(
+        out,
+        "Speedup over peers (their median / this kernel's, same run):\n"
+    );
     let header: Vec<String> = peers.iter().map(|p| format!("`{p}`")).collect();
     let _ = writeln!(out, "| Shape | {} |", header.join(" | "));
     let _ = writeln!(out, "|---|{}", "--:|".repeat(peers.len()));
@@ -138,7 +141,9 @@ fn peer_table(out: &mut String, run: &RunRecord, kernel: &KernelResult) {
                     .peers
                     .iter()
                     .find(|p| p.kernel == *peer)
-                    .map_or("—".to_string(), |p| format!("{:.2}× {}", p.speedup, p.rating))
+                    .map_or("—".to_string(), |p| {
+                        format!("{:.2}× {}", p.speedup, p.rating)
+                    })
             })
             .collect();
         let _ = writeln!(out, "| `{}` | {} |", result.shape, cells.join(" | "));

@@ -91,7 +91,15 @@ fn peer_table(run: &RunRecord) -> Table {
     table
         .load_style(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Disabled)
-        .set_header(["kernel", "shape", "peer", "peer µs", "kernel µs", "speedup", "rating"]);
+        .set_header([
+            "kernel",
+            "shape",
+            "peer",
+            "peer µs",
+            "kernel µs",
+            "speedup",
+            "rating",
+        ]);
     for result in &run.results {
         for peer in &result.peers {
             table.add_row([
@@ -99,7 +107,9 @@ fn peer_table(run: &RunRecord) -> Table {
                 result.shape.clone(),
                 peer.kernel.clone(),
                 format_us(peer.median_us),
-                result.candidate_median_us.map_or("—".to_string(), format_us),
+                result
+                    .candidate_median_us
+                    .map_or("—".to_string(), format_us),
                 format!("{:.2}×", peer.speedup),
                 peer.rating.clone(),
             ]);
