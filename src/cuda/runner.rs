@@ -157,10 +157,10 @@ fn run(config_path: &Path) -> Result<Value, String> {
 
     // Gate 2: correctness, with fresh inputs each trial.
     let mut worst = Check::default();
-    for trial in 0..u64::from(spec.trials) {
-        let seed = job.seed.wrapping_add(trial);
+    // One correctness check: fresh inputs from `seed`, poisoned outputs, kernel, reference.
+    let check_with = |seed: u64| -> Result<Check, String> {
         buffers.fill_inputs(&resolved, seed)?;
-        let check = verify(
+        verify(
             &gpu,
             &streams,
             &candidate_op,
@@ -168,15 +168,15 @@ fn run(config_path: &Path) -> Result<Value, String> {
             &buffers,
             &resolved,
             spec.tolerance,
-        )?;
+        )
+    };
+    for trial in 0..u64::from(spec.trials) {
+        let seed = job.seed.wrapping_add(trial);
+        let check = check_with(seed)?;
         worst.absorb(&check);
         if !check.passed() {
-            return Ok(incorrect(
-                &gpu,
-                details,
-                &check,
-                &format!("trial {} (seed {seed})", trial + 1),
-            ));
+            let when = format!("trial {} (seed {seed})", trial + 1);
+            return Ok(incorrect(&gpu, details, &check, &when));
         }
     }
 
@@ -200,24 +200,11 @@ fn run(config_path: &Path) -> Result<Value, String> {
 
     // Correctness again, on fresh inputs: a kernel that is only right on its first calls, or
     // that remembers its last answer, must not pass.
-    buffers.fill_inputs(&resolved, job.seed.wrapping_add(u64::from(spec.trials)))?;
-    let after = verify(
-        &gpu,
-        &streams,
-        &candidate_op,
-        &reference_op,
-        &buffers,
-        &resolved,
-        spec.tolerance,
-    )?;
+    let after = check_with(job.seed.wrapping_add(u64::from(spec.trials)))?;
     worst.absorb(&after);
     if !after.passed() {
-        return Ok(incorrect(
-            &gpu,
-            details,
-            &after,
-            "the check after the timing loop",
-        ));
+        let when = "the check after the timing loop";
+        return Ok(incorrect(&gpu, details, &after, when));
     }
 
     details.insert("elements_checked".into(), json!(worst.total));
@@ -324,14 +311,22 @@ fn functions(
         .iter()
         .map(|launch| {
             let function = module.function(&launch.entry)?;
-            if launch.shared_bytes > DEFAULT_SHARED_LIMIT {
-                if launch.shared_bytes as i32 > gpu.info.max_shared_optin {
+            // The opt-in is a property of the function, shared by every launch of it: ask for
+            // the largest any of them needs.
+            let needed = launches
+                .iter()
+                .filter(|other| other.entry == launch.entry)
+                .map(|other| other.shared_bytes)
+                .max()
+                .unwrap_or(launch.shared_bytes);
+            if needed > DEFAULT_SHARED_LIMIT {
+                if needed as i32 > gpu.info.max_shared_optin {
                     return Err(format!(
-                        "{}: {} bytes of dynamic shared memory exceed the device's {}",
-                        launch.entry, launch.shared_bytes, gpu.info.max_shared_optin
+                        "{}: {needed} bytes of dynamic shared memory exceed the device's {}",
+                        launch.entry, gpu.info.max_shared_optin
                     ));
                 }
-                function.allow_shared(launch.shared_bytes)?;
+                function.allow_shared(needed)?;
             }
             Ok(function)
         })
