@@ -5,22 +5,27 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use gatekeeper::commands::check::CheckOptions;
+use gatekeeper::commands::offline::GateOverrides;
 use gatekeeper::commands::refresh::RefreshOptions;
+use gatekeeper::commands::ReportPaths;
 use gatekeeper::config::DEFAULT_CONFIG_FILE;
-use gatekeeper::plan::Selection;
-
-const EXIT_CODES: &str = "\
-Exit codes:
-  0  every gate passed
-  1  a gate failed (a kernel regressed, is incorrect, or errored)
-  2  usage, configuration or environment error";
+use gatekeeper::plan::{Selection, Shard};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "gatekeeper",
     version,
     about = "Stops GPU-kernel correctness and performance regressions before they merge",
-    after_help = EXIT_CODES,
+    after_help = concat!(
+        "Examples:\n",
+        "  gatekeeper check --against main\n",
+        "  gatekeeper baseline refresh\n",
+        "  gatekeeper report runs/20261124T071757.226Z-1af185158638.json --markdown comment.md\n\n",
+        "Exit codes:\n",
+        "  0  every gate passed\n",
+        "  1  a gate failed (a kernel regressed, is incorrect, or errored)\n",
+        "  2  usage, configuration or environment error"
+    ),
 )]
 pub struct Cli {
     /// The gates file to read.
@@ -38,14 +43,88 @@ pub enum Command {
         "Examples:\n",
         "  gatekeeper check --against main\n",
         "  gatekeeper check --against main --junit junit.xml --markdown comment.md\n",
-        "  gatekeeper check --kernels attention --shapes mission,long\n\n",
-        "Exit codes:\n  0  pass\n  1  a gate failed\n  2  usage, configuration or environment error"
+        "  gatekeeper check --kernels attention --shapes mission,long\n",
+        "  gatekeeper check --against main --shard 2/4 --json shard-2.json   # then: gatekeeper merge\n\n",
+        "Exit codes:\n  0  pass (always, with --shard: the merge decides)\n  1  a gate failed\n",
+        "  2  usage, configuration or environment error"
     ))]
     Check(CheckArgs),
 
     /// Manage the stored baselines.
     #[command(subcommand)]
     Baseline(BaselineCommand),
+
+    /// Render a stored run record again, judged again when thresholds are given. No GPU needed.
+    #[command(after_help = concat!(
+        "Examples:\n",
+        "  gatekeeper report runs/RUN.json --markdown comment.md --junit junit.xml\n",
+        "  gatekeeper report runs/RUN.json --regression-threshold 0.05\n\n",
+        "Exit codes:\n  0  pass\n  1  a gate failed\n  2  usage error or unreadable record"
+    ))]
+    Report {
+        /// A run record (runs/*.json, or a --json report).
+        run: PathBuf,
+        #[command(flatten)]
+        gate: GateArgs,
+        #[command(flatten)]
+        reports: ReportArgs,
+    },
+
+    /// Judge one run record's samples against another's, shape by shape. No GPU needed.
+    #[command(after_help = concat!(
+        "Examples:\n",
+        "  gatekeeper compare before.json after.json\n",
+        "  gatekeeper compare before.json after.json --markdown comment.md --alpha 0.01\n\n",
+        "Exit codes:\n  0  pass\n  1  a gate failed\n  2  usage error or unreadable record"
+    ))]
+    Compare {
+        /// The run whose samples are the baseline.
+        baseline: PathBuf,
+        /// The run judged against it.
+        candidate: PathBuf,
+        #[command(flatten)]
+        gate: GateArgs,
+        #[command(flatten)]
+        reports: ReportArgs,
+    },
+
+    /// Combine the run records of `check --shard K/N` into one decision and one set of reports.
+    #[command(after_help = concat!(
+        "Examples:\n",
+        "  gatekeeper merge shard-1.json shard-2.json --junit junit.xml --markdown comment.md\n\n",
+        "Exit codes:\n  0  pass\n  1  a gate failed\n",
+        "  2  usage error (a shard missing, repeated, or from another check)"
+    ))]
+    Merge {
+        /// Every shard's run record.
+        #[arg(required = true)]
+        shards: Vec<PathBuf>,
+        #[command(flatten)]
+        reports: ReportArgs,
+    },
+
+    /// Check this machine for GPU timing: driver, GPU, NVRTC, ncu, clocks, other processes.
+    #[command(after_help = concat!(
+        "Examples:\n  gatekeeper doctor\n\n",
+        "Exit codes:\n  0  CUDA kernels can run here\n  2  they cannot (the failing line says why)"
+    ))]
+    Doctor,
+
+    /// Print the JSON Schema of gates.yaml, for editors that validate and complete YAML.
+    #[command(after_help = concat!(
+        "Examples:\n",
+        "  gatekeeper schema > gates.schema.json\n",
+        "  # then, first line of gates.yaml: # yaml-language-server: $schema=gates.schema.json"
+    ))]
+    Schema,
+
+    /// Print a shell completion script.
+    #[command(after_help = concat!(
+        "Examples:\n",
+        "  gatekeeper completions bash > ~/.local/share/bash-completion/completions/gatekeeper\n",
+        "  gatekeeper completions zsh > ~/.zfunc/_gatekeeper"
+    ))]
+    Completions { shell: clap_complete::Shell },
 
     /// Internal: measure one `cuda:` kernel × shape named by the GATEKEEPER_* environment, as a
     /// protocol v1 harness. gatekeeper starts it in a child process.
@@ -79,15 +158,7 @@ pub struct SelectArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct CheckArgs {
-    /// Read baselines from this git ref (tried as given, then as origin/REF) instead of the
-    /// working tree.
-    #[arg(long, value_name = "REF")]
-    pub against: Option<String>,
-
-    #[command(flatten)]
-    pub select: SelectArgs,
-
+pub struct ReportArgs {
     /// Write the run record as JSON here.
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
@@ -102,16 +173,71 @@ pub struct CheckArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct GateArgs {
+    /// Judge with this regression threshold instead of the record's (0.10 = 10 %).
+    #[arg(long, value_name = "FRACTION")]
+    pub regression_threshold: Option<f64>,
+
+    /// Judge with this significance level instead of the record's.
+    #[arg(long, value_name = "ALPHA")]
+    pub alpha: Option<f64>,
+
+    /// Fail a kernel at this many regressed shapes instead of the record's number.
+    #[arg(long, value_name = "N")]
+    pub min_regressed_shapes: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Read baselines from this git ref (tried as given, then as origin/REF) instead of the
+    /// working tree.
+    #[arg(long, value_name = "REF")]
+    pub against: Option<String>,
+
+    #[command(flatten)]
+    pub select: SelectArgs,
+
+    /// Measure only slice K of N of the plan (jobs dealt round-robin); combine the slices'
+    /// run records with `gatekeeper merge`.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<Shard>,
+
+    #[command(flatten)]
+    pub reports: ReportArgs,
+}
+
+#[derive(Debug, Args)]
 pub struct RefreshArgs {
     #[command(flatten)]
     pub select: SelectArgs,
 }
 
 impl SelectArgs {
-    fn into_selection(self) -> Selection {
+    fn into_selection(self, shard: Option<Shard>) -> Selection {
         Selection {
             kernels: self.kernels,
             shapes: self.shapes,
+            shard,
+        }
+    }
+}
+
+impl ReportArgs {
+    pub fn into_paths(self) -> ReportPaths {
+        ReportPaths {
+            json: self.json,
+            junit: self.junit,
+            markdown: self.markdown,
+        }
+    }
+}
+
+impl GateArgs {
+    pub fn into_overrides(self) -> GateOverrides {
+        GateOverrides {
+            regression_threshold: self.regression_threshold,
+            alpha: self.alpha,
+            min_regressed_shapes: self.min_regressed_shapes,
         }
     }
 }
@@ -121,10 +247,8 @@ impl CheckArgs {
         CheckOptions {
             config,
             against: self.against,
-            selection: self.select.into_selection(),
-            json: self.json,
-            junit: self.junit,
-            markdown: self.markdown,
+            selection: self.select.into_selection(self.shard),
+            reports: self.reports.into_paths(),
         }
     }
 }
@@ -133,7 +257,7 @@ impl RefreshArgs {
     pub fn into_options(self, config: PathBuf) -> RefreshOptions {
         RefreshOptions {
             config,
-            selection: self.select.into_selection(),
+            selection: self.select.into_selection(None),
         }
     }
 }

@@ -34,7 +34,7 @@ pub struct Config {
 }
 
 /// How a candidate is judged against its baseline.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GateSettings {
     /// Relative slowdown of the (outlier-filtered) mean that counts as a regression.
@@ -64,7 +64,7 @@ impl Default for GateSettings {
 }
 
 /// How many samples to take.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TimingSettings {
     #[serde(default = "defaults::warmup")]
@@ -90,7 +90,7 @@ impl Default for TimingSettings {
 pub type Params = IndexMap<String, ParamValue>;
 
 /// A shape parameter: harnesses receive these as a JSON object.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum ParamValue {
     Int(i64),
@@ -111,7 +111,7 @@ impl fmt::Display for ParamValue {
 }
 
 /// One kernel to gate.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KernelSpec {
     pub name: String,
@@ -166,9 +166,14 @@ mod defaults {
     }
 }
 
-/// The document exactly as written, before semantic checks.
-#[derive(Debug, Deserialize)]
+/// The document exactly as written, before semantic checks. Its JSON Schema is what
+/// `gatekeeper schema` prints.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(
+    title = "gatekeeper gates.yaml, schema version 1",
+    description = "Kernels, shapes and thresholds for gatekeeper, a CI gate for GPU kernels."
+)]
 struct RawConfig {
     version: u32,
     #[serde(default)]
@@ -181,6 +186,7 @@ struct RawConfig {
     /// Free-form and ignored: a home for YAML anchors (`&name`) that several kernels share.
     #[serde(default)]
     #[allow(dead_code)]
+    #[schemars(with = "Option<serde_json::Value>")]
     templates: Option<serde_yaml::Value>,
 }
 
@@ -192,6 +198,11 @@ fn shape_map<'de, D: serde::Deserializer<'de>>(
     struct UniqueParams(#[serde(deserialize_with = "unique::keys")] Params);
     let shapes: IndexMap<String, UniqueParams> = unique::keys(deserializer)?;
     Ok(shapes.into_iter().map(|(k, v)| (k, v.0)).collect())
+}
+
+/// The JSON Schema of gates.yaml, for editors that validate and complete YAML.
+pub fn json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(RawConfig)).unwrap_or_default()
 }
 
 impl Config {

@@ -6,6 +6,8 @@ use crate::error::{Error, Result};
 /// One kernel on one shape.
 #[derive(Debug, Clone)]
 pub struct Job<'c> {
+    /// Position in the full plan, before sharding.
+    pub index: usize,
     pub kernel: &'c KernelSpec,
     pub shape: &'c str,
     pub params: &'c Params,
@@ -16,6 +18,38 @@ pub struct Job<'c> {
 pub struct Selection {
     pub kernels: Option<Vec<String>>,
     pub shapes: Option<Vec<String>>,
+    /// `Some(Shard { index: 2, count: 4 })`: only the second of four slices.
+    pub shard: Option<Shard>,
+}
+
+/// One of `count` deterministic slices of the plan: jobs are dealt round-robin, so every
+/// slice gets a similar mix of kernels and shapes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// 1-based.
+    pub index: usize,
+    pub count: usize,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Shard, String> {
+        let bad = || format!("{text:?} is not K/N with 1 <= K <= N (e.g. 2/4)");
+        let (index, count) = text.split_once('/').ok_or_else(bad)?;
+        let index: usize = index.trim().parse().map_err(|_| bad())?;
+        let count: usize = count.trim().parse().map_err(|_| bad())?;
+        if index == 0 || index > count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
 }
 
 /// Expands the config into jobs. A filter naming something the config does not define is a
@@ -67,11 +101,14 @@ pub fn plan<'c>(config: &'c Config, selection: &Selection) -> Result<Vec<Job<'c>
                 .shapes
                 .iter()
                 .filter(|shape| wanted(&selection.shapes, shape))
-                .map(move |shape| Job {
-                    kernel,
-                    shape,
-                    params: &config.shapes[shape],
-                })
+                .map(move |shape| (kernel, shape))
+        })
+        .enumerate()
+        .map(|(index, (kernel, shape))| Job {
+            index,
+            kernel,
+            shape,
+            params: &config.shapes[shape],
         })
         .collect();
     if jobs.is_empty() {
@@ -79,7 +116,13 @@ pub fn plan<'c>(config: &'c Config, selection: &Selection) -> Result<Vec<Job<'c>
             "--kernels/--shapes: the selection matches no kernel × shape pair".to_string(),
         ));
     }
-    Ok(jobs)
+    Ok(match selection.shard {
+        Some(shard) => jobs
+            .into_iter()
+            .filter(|job| job.index % shard.count == shard.index - 1)
+            .collect(),
+        None => jobs,
+    })
 }
 
 #[cfg(test)]
@@ -120,8 +163,36 @@ kernels:
         let selection = Selection {
             kernels: Some(vec!["k2".into()]),
             shapes: Some(vec!["a".into()]),
+            shard: None,
         };
         assert_eq!(pairs(&plan(&config, &selection).unwrap()), ["k2/a"]);
+    }
+
+    #[test]
+    fn shards_partition_the_plan() {
+        let config = config();
+        let shard = |index, count| Selection {
+            shard: Some(Shard { index, count }),
+            ..Selection::default()
+        };
+        assert_eq!(
+            pairs(&plan(&config, &shard(1, 2)).unwrap()),
+            ["k1/a", "k2/c"]
+        );
+        assert_eq!(
+            pairs(&plan(&config, &shard(2, 2)).unwrap()),
+            ["k1/b", "k2/a"]
+        );
+        let indices: Vec<usize> = plan(&config, &shard(2, 3))
+            .unwrap()
+            .iter()
+            .map(|j| j.index)
+            .collect();
+        assert_eq!(indices, [1]);
+        assert_eq!("2/4".parse::<Shard>(), Ok(Shard { index: 2, count: 4 }));
+        for bad in ["0/2", "3/2", "2", "a/b", "1/0"] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -129,13 +200,14 @@ kernels:
         let config = config();
         let selection = Selection {
             kernels: Some(vec!["k3".into()]),
-            shapes: None,
+            ..Selection::default()
         };
         let err = plan(&config, &selection).unwrap_err().to_string();
         assert!(err.contains("--kernels") && err.contains("\"k3\""), "{err}");
         let selection = Selection {
             kernels: Some(vec!["k1".into()]),
             shapes: Some(vec!["c".into()]),
+            shard: None,
         };
         let err = plan(&config, &selection).unwrap_err().to_string();
         assert!(err.contains("matches no"), "{err}");

@@ -46,8 +46,14 @@ pub struct RunRecord {
     pub dirty: Option<bool>,
     /// Where the baselines came from: a ref and its commit, or the working tree.
     pub baselines_from: String,
+    /// `K/N` when this run measured one slice of the plan; `gatekeeper merge` joins them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
     pub gate: GateSettings,
     pub timing: TimingSettings,
+    /// Each kernel's peers (gates.yaml `peers`), kept so merged shards can compare again.
+    #[serde(default, skip_serializing_if = "indexmap::IndexMap::is_empty")]
+    pub peers: indexmap::IndexMap<String, Vec<String>>,
     pub verdict: PassFail,
     pub kernels: Vec<KernelResult>,
     pub results: Vec<ShapeResult>,
@@ -69,6 +75,9 @@ pub struct KernelResult {
 pub struct ShapeResult {
     pub kernel: String,
     pub shape: String,
+    /// Position in the full plan (config order), so shards merge back in order.
+    #[serde(default)]
+    pub job: usize,
     pub verdict: Verdict,
     pub device: Option<String>,
     /// candidate mean / baseline mean, after outlier filtering.
@@ -120,6 +129,7 @@ impl ShapeResult {
         ShapeResult {
             kernel: kernel.to_string(),
             shape: shape.to_string(),
+            job: 0,
             verdict,
             device: None,
             ratio: None,
@@ -332,7 +342,69 @@ pub fn decide_kernels(results: &[ShapeResult], gate: &GateSettings) -> Vec<Kerne
         .collect()
 }
 
+impl ShapeResult {
+    /// What the harness reported for this shape, rebuilt from the record, so a stored run can be
+    /// judged again (other thresholds, another baseline).
+    pub fn outcome(&self) -> Outcome {
+        if self.verdict == Verdict::Error {
+            return Err(crate::measure::Failure {
+                message: self.message.clone().unwrap_or_default(),
+                stderr_tail: self.stderr_tail.clone().unwrap_or_default(),
+            });
+        }
+        let incorrect = self.verdict == Verdict::Incorrect;
+        Ok(crate::measure::Measurement {
+            samples_us: self.candidate_samples_us.clone(),
+            correct: if incorrect { Some(false) } else { self.correct },
+            max_abs_err: self.max_abs_err,
+            max_rel_err: self.max_rel_err,
+            device: self.device.clone(),
+            message: if incorrect {
+                self.message.clone()
+            } else {
+                None
+            },
+            details: self.details.clone(),
+            stderr_tail: self.stderr_tail.clone().unwrap_or_default(),
+        })
+    }
+
+    /// Judges this shape again under `gate`, against `baseline` samples (or `missing`).
+    pub fn rejudge(
+        &self,
+        baseline: Result<(&[f64], Option<&str>), String>,
+        gate: &GateSettings,
+    ) -> ShapeResult {
+        let mut judged = ShapeResult::judge(
+            &self.kernel,
+            &self.shape,
+            &self.outcome(),
+            |_| match baseline {
+                Ok((samples_us, commit)) => BaselineLookup::Found { samples_us, commit },
+                Err(why) => BaselineLookup::Missing(why),
+            },
+            gate,
+        );
+        judged.job = self.job;
+        judged
+    }
+}
+
 impl RunRecord {
+    /// Recomputes the speedups over peers from the results' medians.
+    pub fn attach_peers(&mut self) {
+        let peers = self.peers.clone();
+        attach_peers(&mut self.results, |kernel| {
+            peers.get(kernel).cloned().unwrap_or_default()
+        });
+    }
+
+    /// Recomputes the kernel and run verdicts from the results (after they changed).
+    pub fn decide(&mut self) {
+        self.kernels = decide_kernels(&self.results, &self.gate);
+        self.verdict = PassFail::from_passed(self.kernels.iter().all(|k| k.verdict.passed()));
+    }
+
     pub fn kernel(&self, name: &str) -> Option<&KernelResult> {
         self.kernels.iter().find(|k| k.name == name)
     }

@@ -1,9 +1,9 @@
 //! `gatekeeper check`: measure every kernel × shape and judge it against the baselines.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
-use super::{harness_for, measure_all, run_settings};
+use super::{finish, harness_for, measure_all, run_settings, ReportPaths};
 use crate::atomic;
 use crate::baseline::{self, BaselineSet, Source};
 use crate::config::Config;
@@ -13,7 +13,7 @@ use crate::git::Repo;
 use crate::measure::Harness;
 use crate::plan::{self, Selection};
 use crate::record::{self, BaselineLookup, PassFail, RunRecord, ShapeResult};
-use crate::report::{Exporter, JUnit, Json, Markdown, Terminal};
+use crate::report::{Exporter, Json};
 
 #[derive(Debug, Clone, Default)]
 pub struct CheckOptions {
@@ -21,9 +21,7 @@ pub struct CheckOptions {
     /// Read baselines from this ref's tree instead of the working tree.
     pub against: Option<String>,
     pub selection: Selection,
-    pub json: Option<PathBuf>,
-    pub junit: Option<PathBuf>,
-    pub markdown: Option<PathBuf>,
+    pub reports: ReportPaths,
 }
 
 pub fn run(options: &CheckOptions) -> Result<u8> {
@@ -31,15 +29,8 @@ pub fn run(options: &CheckOptions) -> Result<u8> {
     let started_at = chrono::Utc::now();
     let config = Config::load(&options.config)?;
     let jobs = plan::plan(&config, &options.selection)?;
-    let reports = [
-        (&options.json, &Json as &dyn Exporter),
-        (&options.junit, &JUnit),
-        (&options.markdown, &Markdown),
-    ];
     // Find an unwritable report path now, not after the GPU time is spent.
-    for path in reports.iter().filter_map(|(path, _)| path.as_deref()) {
-        prepare_report_path(path)?;
-    }
+    options.reports.prepare()?;
     let repo = Repo::discover(&config.root)?;
     let head = repo.as_ref().map(Repo::head_state).transpose()?;
     let source = baseline_source(&config, repo, options.against.as_deref())?;
@@ -54,7 +45,7 @@ pub fn run(options: &CheckOptions) -> Result<u8> {
         .iter()
         .zip(&outcomes)
         .map(|(job, outcome)| {
-            ShapeResult::judge(
+            let mut result = ShapeResult::judge(
                 &job.kernel.name,
                 job.shape,
                 outcome,
@@ -81,19 +72,12 @@ pub fn run(options: &CheckOptions) -> Result<u8> {
                     }
                 },
                 &config.gate,
-            )
+            );
+            result.job = job.index;
+            result
         })
         .collect();
-    let mut results = results;
-    record::attach_peers(&mut results, |kernel| {
-        config
-            .kernel(kernel)
-            .map(|k| k.peers.clone())
-            .unwrap_or_default()
-    });
-    let kernel_results = record::decide_kernels(&results, &config.gate);
-    let passed = kernel_results.iter().all(|k| k.verdict.passed());
-    let run = RunRecord {
+    let mut run = RunRecord {
         format: record::FORMAT,
         gatekeeper_version: env!("CARGO_PKG_VERSION").to_string(),
         started_at: started_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -102,27 +86,43 @@ pub fn run(options: &CheckOptions) -> Result<u8> {
         commit: head.as_ref().and_then(|h| h.commit.clone()),
         dirty: head.as_ref().map(|h| h.dirty),
         baselines_from: source.describe(),
+        shard: options.selection.shard.map(|shard| shard.to_string()),
         gate: config.gate.clone(),
         timing: config.timing.clone(),
-        verdict: PassFail::from_passed(passed),
-        kernels: kernel_results,
+        peers: config
+            .kernels
+            .iter()
+            .filter(|k| !k.peers.is_empty())
+            .map(|k| (k.name.clone(), k.peers.clone()))
+            .collect(),
+        verdict: PassFail::Pass,
+        kernels: Vec::new(),
         results,
     };
+    run.attach_peers();
+    run.decide();
 
-    // The verdict is shown first, so a failing write below cannot hide it.
-    print!("{}", Terminal.render(&run));
     let record_path = save_run_record(&config, &run, &started_at)?;
-    println!("run record: {}", record_path.display());
-    for (path, exporter) in reports {
-        if let Some(path) = path {
-            atomic::write(path, exporter.render(&run).as_bytes())?;
+    if std::env::var_os("GITHUB_ACTIONS").is_some_and(|v| v == "true") {
+        for annotation in crate::report::github_annotations(&run, &config.root) {
+            println!("{annotation}");
         }
     }
-    Ok(if passed {
-        exit::PASS
-    } else {
-        exit::GATE_FAILED
-    })
+    let code = finish(&run, &options.reports)?;
+    println!("run record: {}", record_path.display());
+    if run.shard.is_some() {
+        // A slice cannot apply the ≥ N-shapes rule to kernels split across slices.
+        println!(
+            "shard {}: the gate is decided by `gatekeeper merge`",
+            options
+                .selection
+                .shard
+                .map(|s| s.to_string())
+                .unwrap_or_default()
+        );
+        return Ok(exit::PASS);
+    }
+    Ok(code)
 }
 
 fn baseline_source(config: &Config, repo: Option<Repo>, against: Option<&str>) -> Result<Source> {
@@ -167,20 +167,6 @@ fn save_run_record(
     let path = dir.join(name);
     atomic::write(&path, Json.render(run).as_bytes())?;
     Ok(path)
-}
-
-/// Creates the report's folder and refuses a path that is a folder itself.
-fn prepare_report_path(path: &Path) -> Result<()> {
-    if path.is_dir() {
-        return Err(Error::Usage(format!(
-            "{}: is a folder; name a file for the report",
-            path.display()
-        )));
-    }
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|err| Error::io(parent, err))?;
-    }
-    Ok(())
 }
 
 /// Why a baseline timed one way cannot judge a run timed another, if it was.

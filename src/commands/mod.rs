@@ -2,18 +2,80 @@
 //! together: config → plan → measure → compare → report.
 
 pub mod check;
+pub mod doctor;
+pub mod offline;
 pub mod refresh;
 
 use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::atomic;
 use crate::config::Config;
 use crate::cuda;
 use crate::error::{Error, Result};
+use crate::exit;
 use crate::measure::{CommandHarness, Harness, Outcome, RunSettings};
 use crate::plan::Job;
-use crate::report::format_us;
+use crate::record::RunRecord;
+use crate::report::{format_us, Exporter, JUnit, Json, Markdown, Terminal};
+
+/// Where a command writes its reports (`--json`, `--junit`, `--markdown`).
+#[derive(Debug, Clone, Default)]
+pub struct ReportPaths {
+    pub json: Option<std::path::PathBuf>,
+    pub junit: Option<std::path::PathBuf>,
+    pub markdown: Option<std::path::PathBuf>,
+}
+
+impl ReportPaths {
+    fn each(&self) -> [(Option<&std::path::Path>, &dyn Exporter); 3] {
+        [
+            (self.json.as_deref(), &Json),
+            (self.junit.as_deref(), &JUnit),
+            (self.markdown.as_deref(), &Markdown),
+        ]
+    }
+
+    /// Creates the reports' folders and refuses a path that is a folder itself: run before any
+    /// measuring, so a typo costs no GPU time.
+    pub fn prepare(&self) -> Result<()> {
+        for (path, _) in self.each() {
+            let Some(path) = path else { continue };
+            if path.is_dir() {
+                return Err(Error::Usage(format!(
+                    "{}: is a folder; name a file for the report",
+                    path.display()
+                )));
+            }
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(|err| Error::io(parent, err))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn write(&self, run: &RunRecord) -> Result<()> {
+        for (path, exporter) in self.each() {
+            if let Some(path) = path {
+                atomic::write(path, exporter.render(run).as_bytes())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Shows the verdict (first, so a failing write cannot hide it), writes the reports, and
+/// returns the exit code the verdict calls for.
+fn finish(run: &RunRecord, reports: &ReportPaths) -> Result<u8> {
+    print!("{}", Terminal.render(run));
+    reports.write(run)?;
+    Ok(if run.verdict.passed() {
+        exit::PASS
+    } else {
+        exit::GATE_FAILED
+    })
+}
 
 /// The harness for a config: command harnesses as written, and for `cuda:` kernels this very
 /// binary in runner mode. Checks first that the GPU kernels in `jobs` can run here at all.

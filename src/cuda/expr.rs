@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{ParamValue, Params};
 
 /// An expression as written in gates.yaml: a number or a string of arithmetic.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum Expr {
     Int(i64),

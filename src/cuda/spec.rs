@@ -12,7 +12,7 @@ use super::dtype::DType;
 use super::expr::Expr;
 use crate::config::Params;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CudaSpec {
     /// CUDA C++ source, relative to the folder of gates.yaml and inside it.
@@ -40,7 +40,7 @@ fn default_trials() -> u32 {
     3
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TensorSpec {
     pub dtype: DType,
@@ -58,7 +58,7 @@ pub struct TensorSpec {
 
 /// `{uniform: [low, high]}`, `{normal: [mean, std]}` or `{constant: value}`: one key. Written
 /// as a struct because serde_yaml spells enums as YAML tags, which nobody writes by hand.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InitSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -106,7 +106,7 @@ impl Default for Init {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LaunchSpec {
     /// `extern "C"` entry point. `{NAME}` is replaced by the shape's parameter NAME, so one
@@ -127,7 +127,7 @@ fn zero() -> Expr {
     Expr::Int(0)
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReferenceSpec {
     /// Defaults to the kernel's own source.
@@ -138,14 +138,16 @@ pub struct ReferenceSpec {
     pub launches: Vec<LaunchSpec>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Tolerance {
     pub atol: f64,
     pub rtol: f64,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum L2Mode {
     #[default]
@@ -154,7 +156,7 @@ pub enum L2Mode {
 }
 
 /// A kernel argument: a tensor's name (its device pointer) or a typed scalar expression.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum ArgSpec {
     Tensor(String),
@@ -162,7 +164,7 @@ pub enum ArgSpec {
 }
 
 /// `{i32: expr}`, `{f32: expr}`, ...: one key naming the C type of the parameter.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScalarSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]

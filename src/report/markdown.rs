@@ -107,10 +107,38 @@ fn kernel_table(out: &mut String, run: &RunRecord, kernel: &KernelResult) {
         );
     }
     out.push('\n');
+    delta_chart(out, run, kernel);
     peer_table(out, run, kernel);
     if passed {
         out.push_str("</details>\n\n");
     }
+}
+
+/// A bar chart of Δ % per shape (Mermaid, which GitHub renders in comments), when at least two
+/// shapes were compared.
+fn delta_chart(out: &mut String, run: &RunRecord, kernel: &KernelResult) {
+    let bars: Vec<(&str, f64)> = run
+        .results_of(&kernel.name)
+        .filter_map(|r| Some((r.shape.as_str(), (r.ratio? - 1.0) * 100.0)))
+        .collect();
+    if bars.len() < 2 {
+        return;
+    }
+    let labels: Vec<String> = bars
+        .iter()
+        .map(|(shape, _)| format!("\"{shape}\""))
+        .collect();
+    let values: Vec<String> = bars
+        .iter()
+        .map(|(_, delta)| format!("{delta:.1}"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "```mermaid\nxychart-beta\n    title \"{}: Δ % against the baseline\"\n    x-axis [{}]\n    y-axis \"Δ %\"\n    bar [{}]\n```\n",
+        kernel.name,
+        labels.join(", "),
+        values.join(", ")
+    );
 }
 
 /// The kernel's speedup over each peer, per shape, in the seed report's words.

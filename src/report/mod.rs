@@ -65,6 +65,54 @@ pub(crate) fn short_commit(commit: &str) -> &str {
     &commit[..commit.len().min(12)]
 }
 
+/// GitHub Actions workflow commands that put each compiler error on its file and line
+/// (`kernels/x.cu(12): error: ...` in an error message). `root` is the folder of gates.yaml,
+/// which compiler paths are relative to.
+pub fn github_annotations(run: &RunRecord, root: &std::path::Path) -> Vec<String> {
+    let mut annotations = Vec::new();
+    for result in run
+        .results
+        .iter()
+        .filter(|r| r.verdict == crate::compare::Verdict::Error)
+    {
+        let Some(message) = &result.message else {
+            continue;
+        };
+        for line in message.lines() {
+            let Some((file, rest)) = line.split_once('(') else {
+                continue;
+            };
+            let Some((number, text)) = rest.split_once("): ") else {
+                continue;
+            };
+            if number.parse::<u32>().is_err()
+                || !(text.starts_with("error") || text.starts_with("catastrophic error"))
+            {
+                continue;
+            }
+            let path = root.join(file.trim());
+            let path = path.strip_prefix("./").unwrap_or(&path);
+            // Workflow commands end at a newline and treat %, \r, \n specially.
+            let escape = |s: &str| {
+                s.replace('%', "%25")
+                    .replace('\r', "%0D")
+                    .replace('\n', "%0A")
+            };
+            annotations.push(format!(
+                "::error file={},line={number},title=gatekeeper: {} does not compile::{}",
+                escape(&path.display().to_string())
+                    .replace(',', "%2C")
+                    .replace(':', "%3A"),
+                result.kernel,
+                escape(text)
+            ));
+        }
+    }
+    annotations.sort();
+    annotations.dedup();
+    annotations
+}
+
 /// One line of gate settings, shown under every human-readable report.
 pub(crate) fn describe_gate(run: &RunRecord) -> String {
     let gate = &run.gate;
@@ -92,6 +140,7 @@ pub(crate) mod fixture {
         ShapeResult {
             kernel: kernel.into(),
             shape: shape.into(),
+            job: 0,
             verdict,
             device: Some("NVIDIA H100 80GB HBM3".into()),
             ratio: None,
@@ -150,6 +199,16 @@ pub(crate) mod fixture {
             candidate_samples_us: vec![base * ratio, base * ratio * 1.01],
             ..shape(kernel, name, verdict)
         }
+    }
+
+    #[test]
+    fn compiler_errors_become_annotations() {
+        let run = run();
+        let annotations = super::github_annotations(&run, std::path::Path::new("."));
+        assert_eq!(
+            annotations,
+            ["::error file=kernels/softmax.cu,line=12,title=gatekeeper: softmax does not compile::error: identifier \"acc\" is undefined"]
+        );
     }
 
     pub fn run() -> RunRecord {
@@ -221,8 +280,10 @@ pub(crate) mod fixture {
             commit: Some("fedcba9876543210fedcba9876543210fedcba98".into()),
             dirty: Some(false),
             baselines_from: "origin/main (0123456789ab)".into(),
+            shard: None,
             gate,
             timing: TimingSettings::default(),
+            peers: indexmap::IndexMap::new(),
             verdict: PassFail::from_passed(passed),
             kernels,
             results,

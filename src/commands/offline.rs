@@ -1,0 +1,258 @@
+//! Commands that work on run records alone, with no GPU: `report` (re-render, re-decide with
+//! other thresholds), `compare` (one run against another) and `merge` (shards into one run).
+
+use std::path::{Path, PathBuf};
+
+use super::{finish, ReportPaths};
+use crate::config::GateSettings;
+use crate::error::{Error, Result};
+use crate::record::{self, RunRecord, ShapeResult};
+
+/// Thresholds given on the command line, over those stored in the record.
+#[derive(Debug, Clone, Default)]
+pub struct GateOverrides {
+    pub regression_threshold: Option<f64>,
+    pub alpha: Option<f64>,
+    pub min_regressed_shapes: Option<usize>,
+}
+
+impl GateOverrides {
+    fn apply(&self, gate: &GateSettings) -> Result<GateSettings> {
+        let gate = GateSettings {
+            regression_threshold: self
+                .regression_threshold
+                .unwrap_or(gate.regression_threshold),
+            alpha: self.alpha.unwrap_or(gate.alpha),
+            min_regressed_shapes: self
+                .min_regressed_shapes
+                .unwrap_or(gate.min_regressed_shapes),
+            outlier_fence: gate.outlier_fence,
+        };
+        if !(gate.regression_threshold > 0.0 && gate.regression_threshold <= 10.0) {
+            return Err(Error::Usage(
+                "--regression-threshold: must be in (0, 10]".into(),
+            ));
+        }
+        if !(gate.alpha > 0.0 && gate.alpha <= 0.5) {
+            return Err(Error::Usage("--alpha: must be in (0, 0.5]".into()));
+        }
+        if gate.min_regressed_shapes == 0 {
+            return Err(Error::Usage(
+                "--min-regressed-shapes: must be at least 1".into(),
+            ));
+        }
+        Ok(gate)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.regression_threshold.is_none()
+            && self.alpha.is_none()
+            && self.min_regressed_shapes.is_none()
+    }
+}
+
+/// Reads a run record written by `check`, `compare` or `merge`.
+pub fn load(path: &Path) -> Result<RunRecord> {
+    let text = std::fs::read_to_string(path).map_err(|err| Error::io(path, err))?;
+    let run: RunRecord = serde_json::from_str(&text).map_err(|err| Error::Corrupt {
+        path: path.to_path_buf(),
+        message: format!("not a gatekeeper run record: {err}"),
+    })?;
+    if run.format != record::FORMAT {
+        return Err(Error::Corrupt {
+            path: path.to_path_buf(),
+            message: format!(
+                "run record format {} is not supported (this gatekeeper reads {})",
+                run.format,
+                record::FORMAT
+            ),
+        });
+    }
+    Ok(run)
+}
+
+/// `gatekeeper report RUN.json`: renders a stored run again, judged again when thresholds are
+/// given.
+pub fn report(path: &Path, overrides: &GateOverrides, reports: &ReportPaths) -> Result<u8> {
+    reports.prepare()?;
+    let mut run = load(path)?;
+    if !overrides.is_empty() {
+        let gate = overrides.apply(&run.gate)?;
+        run.results = run
+            .results
+            .iter()
+            .map(|result| {
+                let baseline = if result.baseline_samples_us.is_empty() {
+                    Err(result.message.clone().unwrap_or_default())
+                } else {
+                    Ok((
+                        result.baseline_samples_us.as_slice(),
+                        result.baseline_commit.as_deref(),
+                    ))
+                };
+                let mut judged = result.rejudge(baseline, &gate);
+                judged.peers = result.peers.clone();
+                judged
+            })
+            .collect();
+        run.gate = gate;
+        run.decide();
+    }
+    finish(&run, reports)
+}
+
+/// `gatekeeper compare A.json B.json`: judges B's samples against A's, shape by shape, on the
+/// same device model.
+pub fn compare(
+    baseline: &Path,
+    candidate: &Path,
+    overrides: &GateOverrides,
+    reports: &ReportPaths,
+) -> Result<u8> {
+    reports.prepare()?;
+    let before = load(baseline)?;
+    let mut run = load(candidate)?;
+    let gate = overrides.apply(&run.gate)?;
+    let slug = |device: &Option<String>| crate::baseline::device_slug(device.as_deref());
+    run.results = run
+        .results
+        .iter()
+        .map(|result| {
+            let matched = before
+                .results
+                .iter()
+                .find(|b| b.kernel == result.kernel && b.shape == result.shape);
+            let found = match matched {
+                None => Err(format!(
+                    "{} has no {}/{}",
+                    baseline.display(),
+                    result.kernel,
+                    result.shape
+                )),
+                Some(b) if b.candidate_samples_us.len() < 2 => Err(format!(
+                    "{} has no samples for {}/{} ({})",
+                    baseline.display(),
+                    result.kernel,
+                    result.shape,
+                    b.verdict
+                )),
+                Some(b) if slug(&b.device) != slug(&result.device) => Err(format!(
+                    "measured on {} in {}, on {} here: never compared",
+                    slug(&b.device),
+                    baseline.display(),
+                    slug(&result.device)
+                )),
+                Some(b) => Ok((b.candidate_samples_us.as_slice(), b_commit(&before))),
+            };
+            let mut judged = result.rejudge(found, &gate);
+            judged.peers = result.peers.clone();
+            judged
+        })
+        .collect();
+    run.gate = gate;
+    run.baselines_from = format!("run record {}", baseline.display());
+    run.decide();
+    finish(&run, reports)
+}
+
+fn b_commit(run: &RunRecord) -> Option<&str> {
+    run.commit.as_deref()
+}
+
+/// `gatekeeper merge SHARD.json...`: one run from the shards of one check, decided as a whole
+/// (so the ≥ N-shapes rule sees every shape of a kernel).
+pub fn merge(paths: &[PathBuf], reports: &ReportPaths) -> Result<u8> {
+    reports.prepare()?;
+    let runs = paths
+        .iter()
+        .map(|path| load(path).map(|run| (path, run)))
+        .collect::<Result<Vec<_>>>()?;
+    let merged = merge_runs(&runs)?;
+    finish(&merged, reports)
+}
+
+fn merge_runs(runs: &[(&PathBuf, RunRecord)]) -> Result<RunRecord> {
+    let Some((first_path, first)) = runs.first() else {
+        return Err(Error::Usage("merge: name at least one run record".into()));
+    };
+    let mut seen: Vec<usize> = Vec::new();
+    let mut count = None;
+    for (path, run) in runs {
+        let shard = run.shard.as_deref().ok_or_else(|| {
+            Error::Usage(format!(
+                "{}: not a shard (it was not made with `check --shard K/N`)",
+                path.display()
+            ))
+        })?;
+        let parsed: crate::plan::Shard = shard.parse().map_err(|why| Error::Corrupt {
+            path: path.to_path_buf(),
+            message: format!("shard {why}"),
+        })?;
+        if *count.get_or_insert(parsed.count) != parsed.count {
+            return Err(Error::Usage(format!(
+                "{}: shard {shard} does not belong with shards of {}",
+                path.display(),
+                count.unwrap_or_default()
+            )));
+        }
+        if seen.contains(&parsed.index) {
+            return Err(Error::Usage(format!(
+                "{}: shard {shard} given twice",
+                path.display()
+            )));
+        }
+        seen.push(parsed.index);
+        for (what, mine, theirs) in [
+            ("config", &run.config, &first.config),
+            ("baselines", &run.baselines_from, &first.baselines_from),
+        ] {
+            if mine != theirs {
+                return Err(Error::Usage(format!(
+                    "{}: its {what} ({mine}) differs from {}'s ({theirs}): not shards of one check",
+                    path.display(),
+                    first_path.display()
+                )));
+            }
+        }
+        if run.commit != first.commit || run.gate != first.gate {
+            return Err(Error::Usage(format!(
+                "{}: measured at another commit or with other gate settings than {}",
+                path.display(),
+                first_path.display()
+            )));
+        }
+    }
+    let count = count.unwrap_or(1);
+    let missing: Vec<String> = (1..=count)
+        .filter(|k| !seen.contains(k))
+        .map(|k| format!("{k}/{count}"))
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::Usage(format!(
+            "merge: missing shard(s) {}",
+            missing.join(", ")
+        )));
+    }
+    let mut merged = first.clone();
+    merged.shard = None;
+    let mut results: Vec<ShapeResult> = runs
+        .iter()
+        .flat_map(|(_, run)| run.results.iter().cloned())
+        .collect();
+    results.sort_by_key(|r| r.job);
+    merged.results = results;
+    merged.started_at = runs
+        .iter()
+        .map(|(_, run)| run.started_at.clone())
+        .min()
+        .unwrap_or_default();
+    merged.duration_s = runs
+        .iter()
+        .map(|(_, run)| run.duration_s)
+        .fold(0.0, f64::max);
+    merged.dirty = Some(runs.iter().any(|(_, run)| run.dirty == Some(true)));
+    // A kernel and its peer may have run in different shards.
+    merged.attach_peers();
+    merged.decide();
+    Ok(merged)
+}
