@@ -1,0 +1,91 @@
+//! The GitHub workflows keep their safety properties: no `pull_request_target`, read-only
+//! tokens by default, write access only where no pull-request code runs, and every action
+//! pinned by commit.
+
+use std::path::Path;
+
+fn workflows() -> Vec<(String, serde_yaml::Value, String)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(".github/workflows");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        found.push((
+            path.file_name().unwrap().to_string_lossy().into_owned(),
+            doc,
+            text,
+        ));
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    found
+}
+
+#[test]
+fn no_pull_request_target_and_read_only_by_default() {
+    for (name, doc, text) in workflows() {
+        assert!(!text.contains("pull_request_target"), "{name}");
+        assert_eq!(
+            doc["permissions"]["contents"].as_str(),
+            Some("read"),
+            "{name}: top-level permissions must be read-only"
+        );
+    }
+}
+
+#[test]
+fn write_tokens_never_meet_pull_request_code() {
+    for (name, doc, _) in workflows() {
+        let on_pull_request = doc["on"].get("pull_request").is_some();
+        for (job, spec) in doc["jobs"].as_mapping().unwrap() {
+            let writes = spec["permissions"]
+                .as_mapping()
+                .is_some_and(|p| p.values().any(|v| v.as_str() == Some("write")));
+            assert!(
+                !(writes && on_pull_request),
+                "{name}: job {job:?} has a write permission in a pull_request workflow"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_action_is_pinned_by_commit() {
+    for (name, _, text) in workflows() {
+        for line in text.lines().filter(|l| {
+            l.trim_start().starts_with("- uses:") || l.trim_start().starts_with("uses:")
+        }) {
+            let target = line.split("uses:").nth(1).unwrap().trim();
+            let reference = target
+                .split('@')
+                .nth(1)
+                .unwrap_or("")
+                .split_whitespace()
+                .next()
+                .unwrap_or("");
+            assert!(
+                reference.len() == 40 && reference.chars().all(|c| c.is_ascii_hexdigit()),
+                "{name}: {target} is not pinned by commit"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_pull_request_workflow_cancels_stale_runs_and_uses_the_gpu_runner() {
+    let (_, doc, _) = workflows()
+        .into_iter()
+        .find(|(name, _, _)| name == "gatekeeper.yml")
+        .unwrap();
+    assert_eq!(
+        doc["concurrency"]["cancel-in-progress"].as_bool(),
+        Some(true)
+    );
+    let labels: Vec<&str> = doc["jobs"]["measure"]["runs-on"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert_eq!(labels, ["self-hosted", "gpu"]);
+}
