@@ -2,7 +2,8 @@
 //
 //   O[b,h] = softmax(Q K^T * sq * sk / sqrt(D)) (V * sv)      (f16 output, optionally causal)
 //
-// FlashAttention-2 structure: a CTA owns D query rows of one head (D/16 warps x 16 rows) and
+// FlashAttention-2 structure: a CTA owns 128 query rows of one head (16-row m-tiles over 4 or 8
+// warps) and
 // streams 64-key tiles of K and V through shared memory, keeping the softmax online (running
 // max and sum per row) so the S x S score matrix never leaves registers.
 //
@@ -21,8 +22,8 @@
 //     D = 128 and from 32-bit shared loads for D = 64 (whichever measured faster).
 //
 // Layouts: q, k, v are [B*H][S][D] E4M3; scales are [B*H] f32; out is [B*H][S][D] f16.
-// S must be a multiple of 128. Grid: (S / D, B*H). Block: 2*D threads. Dynamic shared memory:
-// 256 * (D + 8) bytes.
+// S must be a multiple of 128. Grid: (S / 128, B*H). Block: 2*D threads. Dynamic shared
+// memory: 256 * (D + 8) bytes.
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
 typedef unsigned char uint8_t;
@@ -94,14 +95,15 @@ __device__ __forceinline__ void widen16(__half* dst, uint4 raw) {
     reinterpret_cast<uint4*>(dst)[1] = make_uint4(h[4], h[5], h[6], h[7]);
 }
 
-// WARPS warps of 16 query rows each: a CTA owns BR = 16 * WARPS rows, and every K/V tile it
-// widens into shared memory serves all of them.
-template <int D, bool CAUSAL, int WARPS>
+// WARPS warps, each owning MT m-tiles of 16 query rows: a CTA owns BR = 16 * MT * WARPS rows.
+// Every K/V tile widened into shared memory serves all of them, and with MT = 2 every K or V
+// fragment a warp loads from shared memory feeds two MMAs.
+template <int D, bool CAUSAL, int WARPS, int MT>
 __device__ void sdpa_fp8(const uint8_t* __restrict__ q, const uint8_t* __restrict__ k,
                          const uint8_t* __restrict__ v, const float* __restrict__ q_scale,
                          const float* __restrict__ k_scale, const float* __restrict__ v_scale,
                          __half* __restrict__ out, int S) {
-    constexpr int BR = 16 * WARPS;                 // query rows per CTA
+    constexpr int BR = 16 * MT * WARPS;            // query rows per CTA
     constexpr int THREADS = 32 * WARPS;
     constexpr int KSTEPS = D / 16;                 // k-steps of Q K^T
     constexpr int NT_S = BC / 8;                   // n-tiles of a score tile
@@ -118,28 +120,32 @@ __device__ void sdpa_fp8(const uint8_t* __restrict__ q, const uint8_t* __restric
     const size_t head_off = (size_t)head * S * D;
     const float score_scale = q_scale[head] * k_scale[head] * rsqrtf((float)D) * LOG2E;
 
-    // This warp's 16 query rows, widened to f16 A-fragments once.
-    const int row0 = q_block * BR + warp * 16;
-    const int q_lo_idx = row0 + g, q_hi_idx = row0 + g + 8;
-    uint32_t qa[KSTEPS][4];
-    {
-        const uint8_t* q_lo = q + head_off + (size_t)q_lo_idx * D;
-        const uint8_t* q_hi = q + head_off + (size_t)q_hi_idx * D;
+    // This warp's query rows, widened to f16 A-fragments once.
+    const int warp_row0 = q_block * BR + warp * 16 * MT;
+    uint32_t qa[MT][KSTEPS][4];
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt) {
+        const uint8_t* q_lo = q + head_off + (size_t)(warp_row0 + mt * 16 + g) * D;
+        const uint8_t* q_hi = q_lo + 8 * D;
 #pragma unroll
         for (int kk = 0; kk < KSTEPS; ++kk) {
             const int c = kk * 16 + 2 * t;
-            qa[kk][0] = widen2(*reinterpret_cast<const uint16_t*>(q_lo + c));
-            qa[kk][1] = widen2(*reinterpret_cast<const uint16_t*>(q_hi + c));
-            qa[kk][2] = widen2(*reinterpret_cast<const uint16_t*>(q_lo + c + 8));
-            qa[kk][3] = widen2(*reinterpret_cast<const uint16_t*>(q_hi + c + 8));
+            qa[mt][kk][0] = widen2(*reinterpret_cast<const uint16_t*>(q_lo + c));
+            qa[mt][kk][1] = widen2(*reinterpret_cast<const uint16_t*>(q_hi + c));
+            qa[mt][kk][2] = widen2(*reinterpret_cast<const uint16_t*>(q_lo + c + 8));
+            qa[mt][kk][3] = widen2(*reinterpret_cast<const uint16_t*>(q_hi + c + 8));
         }
     }
 
-    float o[NT_O][4];
+    float o[MT][NT_O][4];
+    float m_lo[MT], m_hi[MT], l_lo[MT], l_hi[MT];   // running max (log2 units) and sums
 #pragma unroll
-    for (int n = 0; n < NT_O; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
-    float m_lo = NEG_INF, m_hi = NEG_INF;   // running max of rows g and g+8 (log2 units)
-    float l_lo = 0.0f, l_hi = 0.0f;         // running sums (this thread's columns only)
+    for (int mt = 0; mt < MT; ++mt) {
+#pragma unroll
+        for (int n = 0; n < NT_O; ++n) o[mt][n][0] = o[mt][n][1] = o[mt][n][2] = o[mt][n][3] = 0.0f;
+        m_lo[mt] = m_hi[mt] = NEG_INF;
+        l_lo[mt] = l_hi[mt] = 0.0f;
+    }
 
     // Prefetch of the next tile's raw bytes, in flight while the current tile computes.
     uint4 k_next[CHUNKS], v_next[CHUNKS];
@@ -170,23 +176,28 @@ __device__ void sdpa_fp8(const uint8_t* __restrict__ q, const uint8_t* __restric
         if (tile + 1 < n_tiles) load_tile(tile + 1);
 
         // A causal warp skips tiles that lie wholly after its last row (it still helped load).
-        if (CAUSAL && key0 > row0 + 15) continue;
+        if (CAUSAL && key0 > warp_row0 + 16 * MT - 1) continue;
 
-        // S = Q K^T for this warp's 16 rows x 64 keys. For D = 128 one ldmatrix.x4 brings the
-        // K B-fragments of two k-steps (measured 4 % faster on `wide`); for D = 64 two 32-bit
-        // loads per mma measured faster (ldmatrix cost 12 % on `long`), so each keeps its own.
-        float s[NT_S][4];
+        // S = Q K^T for this warp's rows x 64 keys; each K fragment serves every m-tile. For
+        // D = 128 one ldmatrix.x4 brings the fragments of two k-steps (measured 4 % faster on
+        // `wide`); for D = 64 two 32-bit loads per fragment measured faster (ldmatrix cost
+        // 12 % on `long`), so each keeps its own.
+        float s[MT][NT_S][4];
 #pragma unroll
         for (int n = 0; n < NT_S; ++n) {
-            s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+#pragma unroll
+            for (int mt = 0; mt < MT; ++mt) s[mt][n][0] = s[mt][n][1] = s[mt][n][2] = s[mt][n][3] = 0.0f;
             if constexpr (D == 128) {
                 const int k_row = lane & 7, k_col = (lane >> 3) * 8;
 #pragma unroll
                 for (int kk = 0; kk < KSTEPS; kk += 2) {
                     uint32_t b[4];
                     ldmatrix_x4(b, &tiles.k[(n * 8 + k_row) * STRIDE + kk * 16 + k_col]);
-                    mma_f16(s[n], qa[kk], b[0], b[1]);
-                    mma_f16(s[n], qa[kk + 1], b[2], b[3]);
+#pragma unroll
+                    for (int mt = 0; mt < MT; ++mt) {
+                        mma_f16(s[mt][n], qa[mt][kk], b[0], b[1]);
+                        mma_f16(s[mt][n], qa[mt][kk + 1], b[2], b[3]);
+                    }
                 }
             } else {
                 const __half* krow = &tiles.k[(n * 8 + g) * STRIDE + 2 * t];
@@ -194,65 +205,73 @@ __device__ void sdpa_fp8(const uint8_t* __restrict__ q, const uint8_t* __restric
                 for (int kk = 0; kk < KSTEPS; ++kk) {
                     uint32_t b0 = *reinterpret_cast<const uint32_t*>(krow + kk * 16);
                     uint32_t b1 = *reinterpret_cast<const uint32_t*>(krow + kk * 16 + 8);
-                    mma_f16(s[n], qa[kk], b0, b1);
+#pragma unroll
+                    for (int mt = 0; mt < MT; ++mt) mma_f16(s[mt][n], qa[mt][kk], b0, b1);
                 }
             }
         }
 
-        // Online softmax in log2 units. The maxima are taken on the raw scores and scaled
-        // once (the scale is positive), and exp2(s * scale - m) is one FMA and one MUFU op.
-        // Only tiles crossing the diagonal need the causal mask.
-        const bool masked = CAUSAL && key0 + BC - 1 > row0;
-        float tile_max_lo = NEG_INF, tile_max_hi = NEG_INF;
+        // Online softmax in log2 units, per m-tile. The maxima are taken on the raw scores and
+        // scaled once (the scale is positive), and exp2(s * scale - m) is one FMA and one MUFU
+        // op. Only tiles crossing the diagonal need the causal mask.
+        uint32_t pa[MT][BC / 16][4];
 #pragma unroll
-        for (int n = 0; n < NT_S; ++n) {
-            if (masked) {
+        for (int mt = 0; mt < MT; ++mt) {
+            const int row0 = warp_row0 + mt * 16;
+            const int q_lo_idx = row0 + g, q_hi_idx = row0 + g + 8;
+            const bool masked = CAUSAL && key0 + BC - 1 > row0;
+            float tile_max_lo = NEG_INF, tile_max_hi = NEG_INF;
 #pragma unroll
-                for (int j = 0; j < 4; ++j) {
-                    const int key = key0 + n * 8 + 2 * t + (j & 1);
-                    const int query = (j < 2) ? q_lo_idx : q_hi_idx;
-                    if (key > query) s[n][j] = NEG_INF;
+            for (int n = 0; n < NT_S; ++n) {
+                if (masked) {
+#pragma unroll
+                    for (int j = 0; j < 4; ++j) {
+                        const int key = key0 + n * 8 + 2 * t + (j & 1);
+                        const int query = (j < 2) ? q_lo_idx : q_hi_idx;
+                        if (key > query) s[mt][n][j] = NEG_INF;
+                    }
                 }
+                tile_max_lo = fmaxf(tile_max_lo, fmaxf(s[mt][n][0], s[mt][n][1]));
+                tile_max_hi = fmaxf(tile_max_hi, fmaxf(s[mt][n][2], s[mt][n][3]));
             }
-            tile_max_lo = fmaxf(tile_max_lo, fmaxf(s[n][0], s[n][1]));
-            tile_max_hi = fmaxf(tile_max_hi, fmaxf(s[n][2], s[n][3]));
-        }
 #pragma unroll
-        for (int offset = 1; offset < 4; offset <<= 1) {
-            tile_max_lo = fmaxf(tile_max_lo, __shfl_xor_sync(0xffffffffu, tile_max_lo, offset));
-            tile_max_hi = fmaxf(tile_max_hi, __shfl_xor_sync(0xffffffffu, tile_max_hi, offset));
-        }
-        // Every row sees key 0 in its first tile, so the new maxima are finite.
-        const float new_lo = fmaxf(m_lo, tile_max_lo * score_scale);
-        const float new_hi = fmaxf(m_hi, tile_max_hi * score_scale);
-        const float alpha_lo = fast_exp2(m_lo - new_lo), alpha_hi = fast_exp2(m_hi - new_hi);
-        m_lo = new_lo;
-        m_hi = new_hi;
-        l_lo *= alpha_lo;
-        l_hi *= alpha_hi;
+            for (int offset = 1; offset < 4; offset <<= 1) {
+                tile_max_lo = fmaxf(tile_max_lo, __shfl_xor_sync(0xffffffffu, tile_max_lo, offset));
+                tile_max_hi = fmaxf(tile_max_hi, __shfl_xor_sync(0xffffffffu, tile_max_hi, offset));
+            }
+            // A row whose keys in this tile are all masked keeps its maximum: every row met key
+            // 0 in its first tile, so the maxima are finite.
+            const float new_lo = fmaxf(m_lo[mt], tile_max_lo * score_scale);
+            const float new_hi = fmaxf(m_hi[mt], tile_max_hi * score_scale);
+            const float alpha_lo = fast_exp2(m_lo[mt] - new_lo);
+            const float alpha_hi = fast_exp2(m_hi[mt] - new_hi);
+            m_lo[mt] = new_lo;
+            m_hi[mt] = new_hi;
+            l_lo[mt] *= alpha_lo;
+            l_hi[mt] *= alpha_hi;
 #pragma unroll
-        for (int n = 0; n < NT_O; ++n) {
-            o[n][0] *= alpha_lo;
-            o[n][1] *= alpha_lo;
-            o[n][2] *= alpha_hi;
-            o[n][3] *= alpha_hi;
+            for (int n = 0; n < NT_O; ++n) {
+                o[mt][n][0] *= alpha_lo;
+                o[mt][n][1] *= alpha_lo;
+                o[mt][n][2] *= alpha_hi;
+                o[mt][n][3] *= alpha_hi;
+            }
+            // P = exp2(S * scale - m), packed straight into f16 A-fragments for P V.
+#pragma unroll
+            for (int n = 0; n < NT_S; ++n) {
+                const float p0 = fast_exp2(fmaf(s[mt][n][0], score_scale, -new_lo));
+                const float p1 = fast_exp2(fmaf(s[mt][n][1], score_scale, -new_lo));
+                const float p2 = fast_exp2(fmaf(s[mt][n][2], score_scale, -new_hi));
+                const float p3 = fast_exp2(fmaf(s[mt][n][3], score_scale, -new_hi));
+                l_lo[mt] += p0 + p1;
+                l_hi[mt] += p2 + p3;
+                pa[mt][n / 2][(n & 1) * 2 + 0] = pack_half2(p0, p1);
+                pa[mt][n / 2][(n & 1) * 2 + 1] = pack_half2(p2, p3);
+            }
         }
 
-        // P = exp2(S * scale - m), packed straight into f16 A-fragments for P V.
-        uint32_t pa[BC / 16][4];
-#pragma unroll
-        for (int n = 0; n < NT_S; ++n) {
-            const float p0 = fast_exp2(fmaf(s[n][0], score_scale, -m_lo));
-            const float p1 = fast_exp2(fmaf(s[n][1], score_scale, -m_lo));
-            const float p2 = fast_exp2(fmaf(s[n][2], score_scale, -m_hi));
-            const float p3 = fast_exp2(fmaf(s[n][3], score_scale, -m_hi));
-            l_lo += p0 + p1;
-            l_hi += p2 + p3;
-            pa[n / 2][(n & 1) * 2 + 0] = pack_half2(p0, p1);
-            pa[n / 2][(n & 1) * 2 + 1] = pack_half2(p2, p3);
-        }
-
-        // O += P V, V's fragments by ldmatrix.trans, two output n-tiles per load.
+        // O += P V, V's fragments by ldmatrix.trans, two output n-tiles per load, each load
+        // serving every m-tile.
         const int v_row = (lane & 7) + ((lane >> 3) & 1) * 8;
         const int v_col = (lane >> 4) * 8;
 #pragma unroll
@@ -261,41 +280,52 @@ __device__ void sdpa_fp8(const uint8_t* __restrict__ q, const uint8_t* __restric
             for (int n = 0; n < NT_O; n += 2) {
                 uint32_t b[4];
                 ldmatrix_x4_trans(b, &tiles.v[(kb * 16 + v_row) * STRIDE + n * 8 + v_col]);
-                mma_f16(o[n], pa[kb], b[0], b[1]);
-                mma_f16(o[n + 1], pa[kb], b[2], b[3]);
+#pragma unroll
+                for (int mt = 0; mt < MT; ++mt) {
+                    mma_f16(o[mt][n], pa[mt][kb], b[0], b[1]);
+                    mma_f16(o[mt][n + 1], pa[mt][kb], b[2], b[3]);
+                }
             }
         }
     }
 
     // Finish: row sums across the quad, normalise, apply V's scale, store f16.
-#pragma unroll
-    for (int offset = 1; offset < 4; offset <<= 1) {
-        l_lo += __shfl_xor_sync(0xffffffffu, l_lo, offset);
-        l_hi += __shfl_xor_sync(0xffffffffu, l_hi, offset);
-    }
     const float vs = v_scale[head];
-    const float f_lo = vs / l_lo, f_hi = vs / l_hi;
-    __half* o_lo = out + head_off + (size_t)q_lo_idx * D;
-    __half* o_hi = out + head_off + (size_t)q_hi_idx * D;
 #pragma unroll
-    for (int n = 0; n < NT_O; ++n) {
-        *reinterpret_cast<__half2*>(o_lo + n * 8 + 2 * t) = __floats2half2_rn(o[n][0] * f_lo, o[n][1] * f_lo);
-        *reinterpret_cast<__half2*>(o_hi + n * 8 + 2 * t) = __floats2half2_rn(o[n][2] * f_hi, o[n][3] * f_hi);
+    for (int mt = 0; mt < MT; ++mt) {
+        float sum_lo = l_lo[mt], sum_hi = l_hi[mt];
+#pragma unroll
+        for (int offset = 1; offset < 4; offset <<= 1) {
+            sum_lo += __shfl_xor_sync(0xffffffffu, sum_lo, offset);
+            sum_hi += __shfl_xor_sync(0xffffffffu, sum_hi, offset);
+        }
+        const float f_lo = vs / sum_lo, f_hi = vs / sum_hi;
+        const int row = warp_row0 + mt * 16 + g;
+        __half* o_lo = out + head_off + (size_t)row * D;
+        __half* o_hi = o_lo + 8 * D;
+#pragma unroll
+        for (int n = 0; n < NT_O; ++n) {
+            *reinterpret_cast<__half2*>(o_lo + n * 8 + 2 * t) =
+                __floats2half2_rn(o[mt][n][0] * f_lo, o[mt][n][1] * f_lo);
+            *reinterpret_cast<__half2*>(o_hi + n * 8 + 2 * t) =
+                __floats2half2_rn(o[mt][n][2] * f_hi, o[mt][n][3] * f_hi);
+        }
     }
 }
 
-// Entry points: head dim D, causal C. W is the warps per CTA (16 query rows each), chosen per
-// head dim from measurements (docs/attention-notes.md): 4 for D = 64, where 8 lost occupancy,
-// and 8 for D = 128, where sharing each widened K/V tile among 128 rows won. Either way a CTA
-// owns D query rows, so the launch is grid (S / D, B*H), block 2*D threads.
-#define SDPA_ENTRY(NAME, D, C, W)                                                           \
+// Entry points: head dim D, causal C; W warps per CTA, MT m-tiles of 16 rows per warp, chosen
+// from measurements (docs/attention-notes.md): D = 64 runs 4 warps x 2 m-tiles (each shared-
+// memory fragment feeds two MMAs: 18 % faster than 1 m-tile), D = 128 runs 8 warps x 1 m-tile
+// (2 m-tiles need more than 255 registers there and spill). Either way a CTA owns 128 query
+// rows: the launch is grid (S / 128, B*H), block 2*D threads.
+#define SDPA_ENTRY(NAME, D, C, W, MT)                                                       \
     extern "C" __global__ void __launch_bounds__(32 * W)                                   \
         NAME(const uint8_t* q, const uint8_t* k, const uint8_t* v, const float* qs,        \
              const float* ks, const float* vs, __half* out, int S) {                       \
-        sdpa_fp8<D, C, W>(q, k, v, qs, ks, vs, out, S);                                    \
+        sdpa_fp8<D, C, W, MT>(q, k, v, qs, ks, vs, out, S);                                \
     }
 
-SDPA_ENTRY(sdpa_fp8_stage_c_d64_c0, 64, 0, 4)
-SDPA_ENTRY(sdpa_fp8_stage_c_d64_c1, 64, 1, 4)
-SDPA_ENTRY(sdpa_fp8_stage_c_d128_c0, 128, 0, 8)
-SDPA_ENTRY(sdpa_fp8_stage_c_d128_c1, 128, 1, 8)
+SDPA_ENTRY(sdpa_fp8_stage_c_d64_c0, 64, 0, 4, 2)
+SDPA_ENTRY(sdpa_fp8_stage_c_d64_c1, 64, 1, 4, 2)
+SDPA_ENTRY(sdpa_fp8_stage_c_d128_c0, 128, 0, 8, 1)
+SDPA_ENTRY(sdpa_fp8_stage_c_d128_c1, 128, 1, 8, 1)
