@@ -3,9 +3,8 @@
 //   O[b,h] = softmax(Q K^T * sq * sk / sqrt(D)) (V * sv)      (f16 output, optionally causal)
 //
 // FlashAttention-2 structure: a CTA owns 128 query rows of one head (16-row m-tiles over 4 or 8
-// warps) and
-// streams 64-key tiles of K and V through shared memory, keeping the softmax online (running
-// max and sum per row) so the S x S score matrix never leaves registers.
+// warps) and streams 64-key tiles of K and V through shared memory, keeping the softmax online
+// (running max and sum per row) so the S x S score matrix never leaves registers.
 //
 // Tensor cores do both products with f16 mma.sync (m16n8k16, f32 accumulate). E4M3 values are
 // exact in f16, so widening them costs no accuracy; the per-head scales are folded into the f32
