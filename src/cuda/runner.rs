@@ -11,7 +11,7 @@ use rand_distr::{Distribution, Normal};
 use serde_json::{json, Map, Value};
 
 use super::compile::{self, Compiled, Unit};
-use super::driver::{ArgValue, Buffer, Event, Function, Gpu, Module, Scratch, Stream};
+use super::driver::{self, ArgValue, Buffer, Event, Function, Gpu, Module, Scratch, Stream};
 use super::dtype::DType;
 use super::spec::{self, Arg, Init, L2Mode, Resolved, ResolvedLaunch, Tolerance};
 use crate::config::Config;
@@ -133,6 +133,7 @@ fn run(config_path: &Path) -> Result<Value, String> {
     let streams = (0..spec::stream_count(&resolved.launches))
         .map(|_| Stream::new())
         .collect::<Result<Vec<_>, _>>()?;
+    check_memory(&resolved, gpu.info.l2_bytes)?;
     let buffers = Buffers::new(&resolved)?;
     let candidate_op = Op::new(&resolved.launches, &candidate_fns, &buffers, false)?;
     let reference_op = Op::new(&resolved.reference, &reference_fns, &buffers, true)?;
@@ -345,6 +346,54 @@ fn sm_clock_mhz(pci_bus_id: &str) -> Option<u64> {
         .output()
         .ok()?;
     String::from_utf8_lossy(&output.stdout).trim().parse().ok()
+}
+
+/// Refuses a shape whose tensors cannot fit, with a message, before anything is allocated: on
+/// the device (tensors, f32 reference twins, the L2 flush buffer) and on the host (inputs as
+/// drawn and encoded, outputs downloaded and decoded for the comparison).
+fn check_memory(resolved: &Resolved, l2_bytes: usize) -> Result<(), String> {
+    let gib = |bytes: u128| bytes as f64 / (1u64 << 30) as f64;
+    let mut device: u128 = 2 * l2_bytes.max(4 << 20) as u128;
+    let mut host: u128 = 0;
+    for tensor in &resolved.tensors {
+        let n = tensor.numel as u128;
+        device += tensor.bytes() as u128 + 2 * driver::GUARD_BYTES as u128;
+        if tensor.output {
+            device += n * 4;
+            // Downloaded bytes + f32 twin + two f64 decodes.
+            host += tensor.bytes() as u128 + n * 4 + n * 16;
+        } else if !tensor.scratch {
+            // f32 draw + encoded copy kept for the unchanged-input check + one download.
+            host += n * 4 + 2 * tensor.bytes() as u128;
+        }
+    }
+    if let Ok((free, _total)) = cudarc::driver::result::mem_get_info() {
+        if device > free as u128 {
+            return Err(format!(
+                "the tensors need {:.1} GiB of GPU memory, {:.1} GiB is free",
+                gib(device),
+                gib(free as u128)
+            ));
+        }
+    }
+    if let Some(available) = host_memory_available() {
+        if host > available {
+            return Err(format!(
+                "checking this shape needs {:.1} GiB of host memory, {:.1} GiB is available",
+                gib(host),
+                gib(available)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// MemAvailable from /proc/meminfo, in bytes.
+fn host_memory_available() -> Option<u128> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u128 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// Device buffers: the kernel's tensors, and an f32 twin of each output for the reference.
