@@ -62,7 +62,7 @@ fn message(run: &Value, kernel: &str, shape: &str) -> String {
 #[ignore = "needs an NVIDIA GPU: scripts/gpu-tests.sh runs it on one"]
 fn every_broken_kernel_is_caught_with_the_right_verdict() {
     let dir = fixtures();
-    let kernels = "saxpy,saxpy_hidden_stream,widen_dtypes,spin_50us,nan_output,unwritten_one,oob_write,endless_loop,first_call_only,inputs_overwritten,one_shape_only,illegal_address,compile_error";
+    let kernels = "saxpy,saxpy_hidden_stream,widen_dtypes,spin_50us,nan_output,unwritten_one,oob_write,endless_loop,first_call_only,inputs_overwritten,one_shape_only,illegal_address,compile_error,too_big";
     let (code, _, _) = gatekeeper(
         dir.path(),
         &["check", "--kernels", kernels, "--json", "out.json"],
