@@ -22,6 +22,9 @@ pub struct Selection {
     pub shard: Option<Shard>,
 }
 
+/// More slices than any runner pool would use; bounds what a merge has to account for.
+pub const MAX_SHARDS: usize = 1024;
+
 /// One of `count` deterministic slices of the plan: jobs are dealt round-robin, so every
 /// slice gets a similar mix of kernels and shapes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +44,9 @@ impl std::str::FromStr for Shard {
         let count: usize = count.trim().parse().map_err(|_| bad())?;
         if index == 0 || index > count {
             return Err(bad());
+        }
+        if count > MAX_SHARDS {
+            return Err(format!("{text:?}: at most {MAX_SHARDS} shards"));
         }
         Ok(Shard { index, count })
     }
@@ -190,7 +196,7 @@ kernels:
             .collect();
         assert_eq!(indices, [1]);
         assert_eq!("2/4".parse::<Shard>(), Ok(Shard { index: 2, count: 4 }));
-        for bad in ["0/2", "3/2", "2", "a/b", "1/0"] {
+        for bad in ["0/2", "3/2", "2", "a/b", "1/0", "1/3000000000"] {
             assert!(bad.parse::<Shard>().is_err(), "{bad}");
         }
     }

@@ -49,6 +49,13 @@ pub struct RunRecord {
     /// `K/N` when this run measured one slice of the plan; `gatekeeper merge` joins them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<String>,
+    /// Identifies the plan: a hash of the config file, the selection and the baseline ref.
+    /// Shards merge only with shards of the same plan.
+    #[serde(default)]
+    pub plan_id: String,
+    /// Jobs in the whole plan, before sharding.
+    #[serde(default)]
+    pub plan_jobs: usize,
     pub gate: GateSettings,
     pub timing: TimingSettings,
     /// Each kernel's peers (gates.yaml `peers`), kept so merged shards can compare again.

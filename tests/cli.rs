@@ -849,6 +849,31 @@ fn shards_merge_into_the_same_decision_as_one_run() {
         .gatekeeper(&["check", "--shard", "3/2"])
         .code(2)
         .stderr(predicate::str::contains("not K/N"));
+    // A slice of another plan does not fit, even with the right K/N label.
+    project
+        .gatekeeper(&[
+            "check",
+            "--against",
+            "main",
+            "--shard",
+            "2/2",
+            "--shapes",
+            "small,long",
+            "--json",
+            "other-2.json",
+        ])
+        .code(0);
+    project
+        .gatekeeper(&["merge", "shard-1.json", "other-2.json"])
+        .code(2)
+        .stderr(predicate::str::contains("a shard of another plan"));
+    // A shard alone is part of a decision: it is merged, never judged.
+    project
+        .gatekeeper(&["report", "shard-1.json"])
+        .code(2)
+        .stderr(predicate::str::contains(
+            "combine the shards with `gatekeeper merge` first",
+        ));
 }
 
 #[test]

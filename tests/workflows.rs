@@ -50,6 +50,26 @@ fn write_tokens_never_meet_pull_request_code() {
 }
 
 #[test]
+fn write_tokens_never_reach_a_self_hosted_runner() {
+    // Self-hosted runners execute pull-request code; a token with write access must not be
+    // handed to them, where a previous job could have left something behind.
+    for (name, doc, _) in workflows() {
+        for (job, spec) in doc["jobs"].as_mapping().unwrap() {
+            let writes = spec["permissions"]
+                .as_mapping()
+                .is_some_and(|p| p.values().any(|v| v.as_str() == Some("write")));
+            let self_hosted = serde_yaml::to_string(&spec["runs-on"])
+                .unwrap()
+                .contains("self-hosted");
+            assert!(
+                !(writes && self_hosted),
+                "{name}: job {job:?} writes on a self-hosted runner"
+            );
+        }
+    }
+}
+
+#[test]
 fn every_action_is_pinned_by_commit() {
     for (name, _, text) in workflows() {
         for line in text.lines().filter(|l| {

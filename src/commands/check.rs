@@ -29,6 +29,14 @@ pub fn run(options: &CheckOptions) -> Result<u8> {
     let started_at = chrono::Utc::now();
     let config = Config::load(&options.config)?;
     let jobs = plan::plan(&config, &options.selection)?;
+    let whole_plan = plan::plan(
+        &config,
+        &Selection {
+            shard: None,
+            ..options.selection.clone()
+        },
+    )?
+    .len();
     // Find an unwritable report path now, not after the GPU time is spent.
     options.reports.prepare()?;
     let repo = Repo::discover(&config.root)?;
@@ -87,6 +95,8 @@ pub fn run(options: &CheckOptions) -> Result<u8> {
         dirty: head.as_ref().map(|h| h.dirty),
         baselines_from: source.describe(),
         shard: options.selection.shard.map(|shard| shard.to_string()),
+        plan_id: plan_id(&config, options),
+        plan_jobs: whole_plan,
         gate: config.gate.clone(),
         timing: config.timing.clone(),
         peers: config
@@ -167,6 +177,24 @@ fn save_run_record(
     let path = dir.join(name);
     atomic::write(&path, Json.render(run).as_bytes())?;
     Ok(path)
+}
+
+/// A hash of what decides the plan and its baselines, so shards of one check can be told from
+/// shards of another.
+fn plan_id(config: &Config, options: &CheckOptions) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    hash.update(std::fs::read(&config.path).unwrap_or_default());
+    let selection = &options.selection;
+    hash.update(format!(
+        "{:?}|{:?}|{:?}",
+        selection.kernels, selection.shapes, options.against
+    ));
+    hash.finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Why a baseline timed one way cannot judge a run timed another, if it was.

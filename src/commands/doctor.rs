@@ -12,6 +12,8 @@ pub fn run() -> u8 {
         println!("{} {what}: {detail}", if ok { "ok  " } else { "FAIL" });
     };
 
+    // The GPU the runner uses (device 0), to pick its line out of nvidia-smi on multi-GPU hosts.
+    let mut bus_id: Option<String> = None;
     if !driver::driver_present() {
         line(
             false,
@@ -32,6 +34,7 @@ pub fn run() -> u8 {
                         (info.driver_version % 1000) / 10
                     ),
                 );
+                bus_id = Some(info.pci_bus_id.clone());
                 line(
                     true,
                     "GPU",
@@ -82,10 +85,15 @@ pub fn run() -> u8 {
     }
     let query =
         "name,clocks.sm,clocks.max.sm,clocks_event_reasons.active,temperature.gpu,power.draw";
-    match first_line(
-        "nvidia-smi",
-        &[&format!("--query-gpu={query}"), "--format=csv,noheader"],
-    ) {
+    let mut args = vec![
+        format!("--query-gpu={query}"),
+        "--format=csv,noheader".to_string(),
+    ];
+    if let Some(id) = &bus_id {
+        args.extend(["-i".to_string(), id.clone()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match first_line("nvidia-smi", &args) {
         Some(state) => {
             // Active clock-event reasons other than idle (0x1) mean the clocks are being held
             // down: timings taken now are not comparable with a baseline.
@@ -104,23 +112,28 @@ pub fn run() -> u8 {
     }
     match Command::new("nvidia-smi")
         .args([
-            "--query-compute-apps=pid,process_name,used_memory",
+            "--query-compute-apps=gpu_bus_id,pid,process_name,used_memory",
             "--format=csv,noheader",
         ])
         .output()
     {
         Ok(out) if out.status.success() => {
-            let apps = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            let apps = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .filter(|l| {
+                    let app_bus = l.split(',').next().unwrap_or("");
+                    bus_id.as_deref().is_none_or(|id| same_bus(app_bus, id))
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
             if apps.is_empty() {
-                line(true, "other processes", "none on the GPU".into());
+                line(true, "other processes", "none on this GPU".into());
             } else {
                 line(
                     false,
                     "other processes",
-                    format!(
-                        "sharing the GPU skews timings: {}",
-                        apps.replace('\n', "; ")
-                    ),
+                    format!("sharing the GPU skews timings: {apps}"),
                 );
             }
         }
@@ -134,6 +147,21 @@ pub fn run() -> u8 {
     }
 }
 
+/// Whether two PCI bus ids name one device: nvidia-smi writes an 8-digit domain
+/// (`00000000:18:00.0`), CUDA a 4-digit one (`0000:18:00.0`).
+fn same_bus(a: &str, b: &str) -> bool {
+    let bus = |id: &str| {
+        let id = id.trim().to_ascii_lowercase();
+        match id.split_once(':') {
+            Some((domain, rest)) => {
+                format!("{:x}:{rest}", u64::from_str_radix(domain, 16).unwrap_or(0))
+            }
+            None => id,
+        }
+    };
+    bus(a) == bus(b)
+}
+
 fn first_line(program: &str, args: &[&str]) -> Option<String> {
     let out = Command::new(program).args(args).output().ok()?;
     if !out.status.success() {
@@ -144,4 +172,13 @@ fn first_line(program: &str, args: &[&str]) -> Option<String> {
         .map(str::trim)
         .rfind(|l| !l.is_empty())
         .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn bus_ids_compare_across_domain_widths() {
+        assert!(super::same_bus("00000000:18:00.0", "0000:18:00.0"));
+        assert!(!super::same_bus("00000000:19:00.0", "0000:18:00.0"));
+    }
 }

@@ -51,6 +51,17 @@ impl GateOverrides {
     }
 }
 
+/// A shard's record holds part of a decision: it must be merged before it is judged.
+fn whole(run: RunRecord, path: &Path) -> Result<RunRecord> {
+    match &run.shard {
+        Some(shard) => Err(Error::Usage(format!(
+            "{}: the record of shard {shard}; combine the shards with `gatekeeper merge` first",
+            path.display()
+        ))),
+        None => Ok(run),
+    }
+}
+
 /// Reads a run record written by `check`, `compare` or `merge`.
 pub fn load(path: &Path) -> Result<RunRecord> {
     let text = std::fs::read_to_string(path).map_err(|err| Error::io(path, err))?;
@@ -75,7 +86,7 @@ pub fn load(path: &Path) -> Result<RunRecord> {
 /// given.
 pub fn report(path: &Path, overrides: &GateOverrides, reports: &ReportPaths) -> Result<u8> {
     reports.prepare()?;
-    let mut run = load(path)?;
+    let mut run = whole(load(path)?, path)?;
     if !overrides.is_empty() {
         let gate = overrides.apply(&run.gate)?;
         run.results = run
@@ -110,8 +121,8 @@ pub fn compare(
     reports: &ReportPaths,
 ) -> Result<u8> {
     reports.prepare()?;
-    let before = load(baseline)?;
-    let mut run = load(candidate)?;
+    let before = whole(load(baseline)?, baseline)?;
+    let mut run = whole(load(candidate)?, candidate)?;
     let gate = overrides.apply(&run.gate)?;
     let slug = |device: &Option<String>| crate::baseline::device_slug(device.as_deref());
     run.results = run
@@ -129,18 +140,26 @@ pub fn compare(
                     result.kernel,
                     result.shape
                 )),
-                Some(b) if b.candidate_samples_us.len() < 2 => Err(format!(
-                    "{} has no samples for {}/{} ({})",
-                    baseline.display(),
-                    result.kernel,
-                    result.shape,
-                    b.verdict
-                )),
+                Some(b) if b.verdict.is_fatal() || b.candidate_samples_us.len() < 2 => {
+                    Err(format!(
+                        "{} has no samples for {}/{} ({})",
+                        baseline.display(),
+                        result.kernel,
+                        result.shape,
+                        b.verdict
+                    ))
+                }
                 Some(b) if slug(&b.device) != slug(&result.device) => Err(format!(
                     "measured on {} in {}, on {} here: never compared",
                     slug(&b.device),
                     baseline.display(),
                     slug(&result.device)
+                )),
+                Some(b) if method(b) != method(result) => Err(format!(
+                    "timed as {} in {}, as {} here: never compared",
+                    method(b).unwrap_or("unknown"),
+                    baseline.display(),
+                    method(result).unwrap_or("unknown")
                 )),
                 Some(b) => Ok((b.candidate_samples_us.as_slice(), b_commit(&before))),
             };
@@ -153,6 +172,11 @@ pub fn compare(
     run.baselines_from = format!("run record {}", baseline.display());
     run.decide();
     finish(&run, reports)
+}
+
+/// How a result's samples were taken (`details.method`), when the harness said.
+fn method(result: &ShapeResult) -> Option<&str> {
+    result.details.as_ref()?.get("method")?.as_str()
 }
 
 fn b_commit(run: &RunRecord) -> Option<&str> {
@@ -214,6 +238,13 @@ fn merge_runs(runs: &[(&PathBuf, RunRecord)]) -> Result<RunRecord> {
                 )));
             }
         }
+        if run.plan_id != first.plan_id || run.plan_jobs != first.plan_jobs {
+            return Err(Error::Usage(format!(
+                "{}: a shard of another plan than {} (other gates.yaml, --kernels, --shapes or --against)",
+                path.display(),
+                first_path.display()
+            )));
+        }
         if run.commit != first.commit || run.gate != first.gate {
             return Err(Error::Usage(format!(
                 "{}: measured at another commit or with other gate settings than {}",
@@ -222,6 +253,7 @@ fn merge_runs(runs: &[(&PathBuf, RunRecord)]) -> Result<RunRecord> {
             )));
         }
     }
+    // N is at most plan::MAX_SHARDS, so listing what is missing stays cheap.
     let count = count.unwrap_or(1);
     let missing: Vec<String> = (1..=count)
         .filter(|k| !seen.contains(k))
@@ -240,6 +272,14 @@ fn merge_runs(runs: &[(&PathBuf, RunRecord)]) -> Result<RunRecord> {
         .flat_map(|(_, run)| run.results.iter().cloned())
         .collect();
     results.sort_by_key(|r| r.job);
+    // Every job of the plan exactly once: anything else means the shards do not fit together.
+    let jobs: Vec<usize> = results.iter().map(|r| r.job).collect();
+    if jobs != (0..first.plan_jobs).collect::<Vec<_>>() {
+        return Err(Error::Usage(format!(
+            "merge: the shards hold jobs {jobs:?} of a plan of {} jobs: not the slices of one check",
+            first.plan_jobs
+        )));
+    }
     merged.results = results;
     merged.started_at = runs
         .iter()
@@ -250,7 +290,10 @@ fn merge_runs(runs: &[(&PathBuf, RunRecord)]) -> Result<RunRecord> {
         .iter()
         .map(|(_, run)| run.duration_s)
         .fold(0.0, f64::max);
-    merged.dirty = Some(runs.iter().any(|(_, run)| run.dirty == Some(true)));
+    merged.dirty = runs
+        .iter()
+        .filter_map(|(_, run)| run.dirty)
+        .reduce(|a, b| a || b);
     // A kernel and its peer may have run in different shards.
     merged.attach_peers();
     merged.decide();

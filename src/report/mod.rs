@@ -281,6 +281,8 @@ pub(crate) mod fixture {
             dirty: Some(false),
             baselines_from: "origin/main (0123456789ab)".into(),
             shard: None,
+            plan_id: "fixture".into(),
+            plan_jobs: 10,
             gate,
             timing: TimingSettings::default(),
             peers: indexmap::IndexMap::new(),
