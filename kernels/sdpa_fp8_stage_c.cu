@@ -2,8 +2,8 @@
 //
 //   O[b,h] = softmax(Q K^T * sq * sk / sqrt(D)) (V * sv)      (f16 output, optionally causal)
 //
-// FlashAttention-2 structure: a CTA owns 128 query rows of one head (16-row m-tiles over 4 or 8
-// warps) and streams 64-key tiles of K and V through shared memory, keeping the softmax online
+// FlashAttention-2 structure: a CTA owns 128 query rows of one head (4 warps x two 16-row
+// m-tiles) and streams tiles of K and V through shared memory, keeping the softmax online
 // (running max and sum per row) so the S x S score matrix never leaves registers.
 //
 // Tensor cores do both products with f16 mma.sync (m16n8k16, f32 accumulate). E4M3 values are
@@ -21,21 +21,20 @@
 //     D = 128 and from 32-bit shared loads for D = 64 (whichever measured faster).
 //
 // Layouts: q, k, v are [B*H][S][D] E4M3; scales are [B*H] f32; out is [B*H][S][D] f16.
-// S must be a multiple of 128. Grid: (S / 128, B*H). Block: 2*D threads. Dynamic shared
-// memory: 256 * (D + 8) bytes.
+// S must be a multiple of 128. Grid: (S / 128, B*H). Block: 128 threads. Dynamic shared memory:
+// see the entry points.
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
 typedef unsigned char uint8_t;
 typedef unsigned short uint16_t;
 typedef unsigned int uint32_t;
 
-#define BC 64            // keys per tile
 #define LOG2E 1.4426950408889634f
 #define NEG_INF __int_as_float(0xff800000)  // NVRTC has no math.h INFINITY
 
 // Row stride of the f16 K and V tiles: 8 halves of padding spread a warp's fragment loads
 // (and ldmatrix rows) over all 32 banks.
-template <int D> struct Tiles {
+template <int D, int BC> struct Tiles {
     static constexpr int STRIDE = D + 8;  // halves
     alignas(16) __half k[BC * STRIDE];
     alignas(16) __half v[BC * STRIDE];
@@ -97,7 +96,7 @@ __device__ __forceinline__ void widen16(__half* dst, uint4 raw) {
 // WARPS warps, each owning MT m-tiles of 16 query rows: a CTA owns BR = 16 * MT * WARPS rows.
 // Every K/V tile widened into shared memory serves all of them, and with MT = 2 every K or V
 // fragment a warp loads from shared memory feeds two MMAs.
-template <int D, bool CAUSAL, int WARPS, int MT>
+template <int D, bool CAUSAL, int WARPS, int MT, int BC, bool Q_IN_SMEM>
 __device__ void sdpa_fp8(const uint8_t* __restrict__ q, const uint8_t* __restrict__ k,
                          const uint8_t* __restrict__ v, const float* __restrict__ q_scale,
                          const float* __restrict__ k_scale, const float* __restrict__ v_scale,
@@ -108,9 +107,9 @@ __device__ void sdpa_fp8(const uint8_t* __restrict__ q, const uint8_t* __restric
     constexpr int NT_S = BC / 8;                   // n-tiles of a score tile
     constexpr int NT_O = D / 8;                    // n-tiles of the output
     constexpr int CHUNKS = BC * D / 16 / THREADS;  // 16-byte chunks per thread per tensor
-    constexpr int STRIDE = Tiles<D>::STRIDE;
+    constexpr int STRIDE = Tiles<D, BC>::STRIDE;
     extern __shared__ __align__(16) uint8_t smem_raw[];
-    Tiles<D>& tiles = *reinterpret_cast<Tiles<D>*>(smem_raw);
+    Tiles<D, BC>& tiles = *reinterpret_cast<Tiles<D, BC>*>(smem_raw);
 
     const int head = blockIdx.y;
     const int q_block = blockIdx.x;
@@ -119,20 +118,31 @@ __device__ void sdpa_fp8(const uint8_t* __restrict__ q, const uint8_t* __restric
     const size_t head_off = (size_t)head * S * D;
     const float score_scale = q_scale[head] * k_scale[head] * rsqrtf((float)D) * LOG2E;
 
-    // This warp's query rows, widened to f16 A-fragments once.
+    // This warp's query rows as f16 A-fragments: held in registers for the whole pass, or,
+    // when registers are short (D = 128 with two m-tiles), widened once into shared memory and
+    // loaded per k-step with ldmatrix.
     const int warp_row0 = q_block * BR + warp * 16 * MT;
-    uint32_t qa[MT][KSTEPS][4];
+    __half* q_tile = reinterpret_cast<__half*>(smem_raw + sizeof(Tiles<D, BC>));
+    uint32_t qa[Q_IN_SMEM ? 1 : MT][Q_IN_SMEM ? 1 : KSTEPS][4];
+    if constexpr (Q_IN_SMEM) {
+        const uint8_t* q_rows = q + head_off + (size_t)q_block * BR * D;
+        for (int c = threadIdx.x; c < BR * D / 16; c += THREADS) {
+            const int r = c / (D / 16), col = (c % (D / 16)) * 16;
+            widen16(&q_tile[r * STRIDE + col], *reinterpret_cast<const uint4*>(q_rows + (size_t)r * D + col));
+        }
+    } else {
 #pragma unroll
-    for (int mt = 0; mt < MT; ++mt) {
-        const uint8_t* q_lo = q + head_off + (size_t)(warp_row0 + mt * 16 + g) * D;
-        const uint8_t* q_hi = q_lo + 8 * D;
+        for (int mt = 0; mt < MT; ++mt) {
+            const uint8_t* q_lo = q + head_off + (size_t)(warp_row0 + mt * 16 + g) * D;
+            const uint8_t* q_hi = q_lo + 8 * D;
 #pragma unroll
-        for (int kk = 0; kk < KSTEPS; ++kk) {
-            const int c = kk * 16 + 2 * t;
-            qa[mt][kk][0] = widen2(*reinterpret_cast<const uint16_t*>(q_lo + c));
-            qa[mt][kk][1] = widen2(*reinterpret_cast<const uint16_t*>(q_hi + c));
-            qa[mt][kk][2] = widen2(*reinterpret_cast<const uint16_t*>(q_lo + c + 8));
-            qa[mt][kk][3] = widen2(*reinterpret_cast<const uint16_t*>(q_hi + c + 8));
+            for (int kk = 0; kk < KSTEPS; ++kk) {
+                const int c = kk * 16 + 2 * t;
+                qa[mt][kk][0] = widen2(*reinterpret_cast<const uint16_t*>(q_lo + c));
+                qa[mt][kk][1] = widen2(*reinterpret_cast<const uint16_t*>(q_hi + c));
+                qa[mt][kk][2] = widen2(*reinterpret_cast<const uint16_t*>(q_lo + c + 8));
+                qa[mt][kk][3] = widen2(*reinterpret_cast<const uint16_t*>(q_hi + c + 8));
+            }
         }
     }
 
@@ -183,29 +193,57 @@ __device__ void sdpa_fp8(const uint8_t* __restrict__ q, const uint8_t* __restric
         // 12 % on `long`), so each keeps its own.
         float s[MT][NT_S][4];
 #pragma unroll
-        for (int n = 0; n < NT_S; ++n) {
+        for (int n = 0; n < NT_S; ++n)
 #pragma unroll
             for (int mt = 0; mt < MT; ++mt) s[mt][n][0] = s[mt][n][1] = s[mt][n][2] = s[mt][n][3] = 0.0f;
-            if constexpr (D == 128) {
-                const int k_row = lane & 7, k_col = (lane >> 3) * 8;
+        if constexpr (Q_IN_SMEM) {
+            // k-steps outermost: each Q fragment is loaded once per tile and serves every
+            // n-tile; each K fragment serves every m-tile.
+            const int a_row = (lane & 7) + ((lane >> 3) & 1) * 8, a_col = (lane >> 4) * 8;
+            const int k_row = lane & 7, k_col = (lane >> 3) * 8;
 #pragma unroll
-                for (int kk = 0; kk < KSTEPS; kk += 2) {
+            for (int kk = 0; kk < KSTEPS; kk += 2) {
+                uint32_t a[MT][2][4];
+#pragma unroll
+                for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+                    for (int h = 0; h < 2; ++h)
+                        ldmatrix_x4(a[mt][h], &q_tile[(warp * 16 * MT + mt * 16 + a_row) * STRIDE + (kk + h) * 16 + a_col]);
+#pragma unroll
+                for (int n = 0; n < NT_S; ++n) {
                     uint32_t b[4];
                     ldmatrix_x4(b, &tiles.k[(n * 8 + k_row) * STRIDE + kk * 16 + k_col]);
 #pragma unroll
                     for (int mt = 0; mt < MT; ++mt) {
-                        mma_f16(s[mt][n], qa[mt][kk], b[0], b[1]);
-                        mma_f16(s[mt][n], qa[mt][kk + 1], b[2], b[3]);
+                        mma_f16(s[mt][n], a[mt][0], b[0], b[1]);
+                        mma_f16(s[mt][n], a[mt][1], b[2], b[3]);
                     }
                 }
-            } else {
-                const __half* krow = &tiles.k[(n * 8 + g) * STRIDE + 2 * t];
+            }
+        } else {
 #pragma unroll
-                for (int kk = 0; kk < KSTEPS; ++kk) {
-                    uint32_t b0 = *reinterpret_cast<const uint32_t*>(krow + kk * 16);
-                    uint32_t b1 = *reinterpret_cast<const uint32_t*>(krow + kk * 16 + 8);
+            for (int n = 0; n < NT_S; ++n) {
+                if constexpr (D == 128) {
+                    const int k_row = lane & 7, k_col = (lane >> 3) * 8;
 #pragma unroll
-                    for (int mt = 0; mt < MT; ++mt) mma_f16(s[mt][n], qa[mt][kk], b0, b1);
+                    for (int kk = 0; kk < KSTEPS; kk += 2) {
+                        uint32_t b[4];
+                        ldmatrix_x4(b, &tiles.k[(n * 8 + k_row) * STRIDE + kk * 16 + k_col]);
+#pragma unroll
+                        for (int mt = 0; mt < MT; ++mt) {
+                            mma_f16(s[mt][n], qa[mt][kk], b[0], b[1]);
+                            mma_f16(s[mt][n], qa[mt][kk + 1], b[2], b[3]);
+                        }
+                    }
+                } else {
+                    const __half* krow = &tiles.k[(n * 8 + g) * STRIDE + 2 * t];
+#pragma unroll
+                    for (int kk = 0; kk < KSTEPS; ++kk) {
+                        uint32_t b0 = *reinterpret_cast<const uint32_t*>(krow + kk * 16);
+                        uint32_t b1 = *reinterpret_cast<const uint32_t*>(krow + kk * 16 + 8);
+#pragma unroll
+                        for (int mt = 0; mt < MT; ++mt) mma_f16(s[mt][n], qa[mt][kk], b0, b1);
+                    }
                 }
             }
         }
@@ -312,19 +350,22 @@ __device__ void sdpa_fp8(const uint8_t* __restrict__ q, const uint8_t* __restric
     }
 }
 
-// Entry points: head dim D, causal C; W warps per CTA, MT m-tiles of 16 rows per warp, chosen
-// from measurements (docs/attention-notes.md): D = 64 runs 4 warps x 2 m-tiles (each shared-
-// memory fragment feeds two MMAs: 18 % faster than 1 m-tile), D = 128 runs 8 warps x 1 m-tile
-// (2 m-tiles need more than 255 registers there and spill). Either way a CTA owns 128 query
-// rows: the launch is grid (S / 128, B*H), block 2*D threads.
-#define SDPA_ENTRY(NAME, D, C, W, MT)                                                       \
+// Entry points: head dim D, causal C; W warps per CTA, MT m-tiles of 16 rows per warp, BC keys
+// per tile, Q in registers or shared memory. Chosen from measurements (docs/attention-notes.md):
+//   - D = 64: 4 warps x 2 m-tiles, 64-key tiles, Q in registers: each shared-memory fragment
+//     feeds two MMAs (18 % faster than one m-tile).
+//   - D = 128: 4 warps x 2 m-tiles as well, which only fits in 255 registers with 32-key tiles
+//     and Q fragments loaded from shared memory (5 % faster on `wide` than 8 warps x 1 m-tile).
+// A CTA owns 128 query rows and runs 128 threads: grid (S / 128, B*H), block 128. Dynamic
+// shared memory: 256 * (D + 8) bytes for D = 64, 384 * (D + 8) for D = 128 (with the Q tile).
+#define SDPA_ENTRY(NAME, D, C, W, MT, BC, QS)                                               \
     extern "C" __global__ void __launch_bounds__(32 * W)                                   \
         NAME(const uint8_t* q, const uint8_t* k, const uint8_t* v, const float* qs,        \
              const float* ks, const float* vs, __half* out, int S) {                       \
-        sdpa_fp8<D, C, W, MT>(q, k, v, qs, ks, vs, out, S);                                \
+        sdpa_fp8<D, C, W, MT, BC, QS>(q, k, v, qs, ks, vs, out, S);                        \
     }
 
-SDPA_ENTRY(sdpa_fp8_stage_c_d64_c0, 64, 0, 4, 2)
-SDPA_ENTRY(sdpa_fp8_stage_c_d64_c1, 64, 1, 4, 2)
-SDPA_ENTRY(sdpa_fp8_stage_c_d128_c0, 128, 0, 8, 1)
-SDPA_ENTRY(sdpa_fp8_stage_c_d128_c1, 128, 1, 8, 1)
+SDPA_ENTRY(sdpa_fp8_stage_c_d64_c0, 64, 0, 4, 2, 64, false)
+SDPA_ENTRY(sdpa_fp8_stage_c_d64_c1, 64, 1, 4, 2, 64, false)
+SDPA_ENTRY(sdpa_fp8_stage_c_d128_c0, 128, 0, 4, 2, 32, true)
+SDPA_ENTRY(sdpa_fp8_stage_c_d128_c1, 128, 1, 4, 2, 32, true)
