@@ -52,6 +52,38 @@ pub struct GateSettings {
     pub outlier_fence: Option<f64>,
 }
 
+impl GateSettings {
+    /// Out-of-range settings as (key, message): one rule for gates.yaml and for the flags that
+    /// override it.
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut problems = Vec::new();
+        if !(self.regression_threshold > 0.0 && self.regression_threshold <= 10.0) {
+            problems.push((
+                "regression_threshold",
+                format!(
+                    "must be in (0, 10], got {} (0.10 means 10 % slower)",
+                    self.regression_threshold
+                ),
+            ));
+        }
+        if self.min_regressed_shapes == 0 {
+            problems.push(("min_regressed_shapes", "must be at least 1".to_string()));
+        }
+        if !(self.alpha > 0.0 && self.alpha <= 0.5) {
+            problems.push(("alpha", format!("must be in (0, 0.5], got {}", self.alpha)));
+        }
+        if let Some(fence) = self.outlier_fence {
+            if !(1.0..=100.0).contains(&fence) {
+                problems.push((
+                    "outlier_fence",
+                    format!("must be in [1, 100] or null, got {fence}"),
+                ));
+            }
+        }
+        problems
+    }
+}
+
 impl Default for GateSettings {
     fn default() -> Self {
         GateSettings {
@@ -336,35 +368,8 @@ fn validate(raw: &RawConfig) -> Vec<String> {
         );
     }
 
-    let gate = &raw.gate;
-    if !(gate.regression_threshold > 0.0 && gate.regression_threshold <= 10.0) {
-        problem(
-            "gate.regression_threshold",
-            format!(
-                "must be in (0, 10], got {} (0.10 means 10 % slower)",
-                gate.regression_threshold
-            ),
-        );
-    }
-    if gate.min_regressed_shapes == 0 {
-        problem(
-            "gate.min_regressed_shapes",
-            "must be at least 1".to_string(),
-        );
-    }
-    if !(gate.alpha > 0.0 && gate.alpha <= 0.5) {
-        problem(
-            "gate.alpha",
-            format!("must be in (0, 0.5], got {}", gate.alpha),
-        );
-    }
-    if let Some(fence) = gate.outlier_fence {
-        if !(1.0..=100.0).contains(&fence) {
-            problem(
-                "gate.outlier_fence",
-                format!("must be in [1, 100] or null, got {fence}"),
-            );
-        }
+    for (key, message) in raw.gate.problems() {
+        problem(&format!("gate.{key}"), message);
     }
 
     let timing = &raw.timing;

@@ -28,18 +28,11 @@ impl GateOverrides {
                 .unwrap_or(gate.min_regressed_shapes),
             outlier_fence: gate.outlier_fence,
         };
-        if !(gate.regression_threshold > 0.0 && gate.regression_threshold <= 10.0) {
-            return Err(Error::Usage(
-                "--regression-threshold: must be in (0, 10]".into(),
-            ));
-        }
-        if !(gate.alpha > 0.0 && gate.alpha <= 0.5) {
-            return Err(Error::Usage("--alpha: must be in (0, 0.5]".into()));
-        }
-        if gate.min_regressed_shapes == 0 {
-            return Err(Error::Usage(
-                "--min-regressed-shapes: must be at least 1".into(),
-            ));
+        if let Some((key, message)) = gate.problems().into_iter().next() {
+            return Err(Error::Usage(format!(
+                "--{}: {message}",
+                key.replace('_', "-")
+            )));
         }
         Ok(gate)
     }

@@ -249,38 +249,30 @@ fn logs(out: &mut String, run: &RunRecord) {
 /// Escapes text for a single line of markdown (a table cell or a summary): HTML is neutralised,
 /// markdown punctuation is backslashed, `@` cannot form a mention, and newlines are flattened.
 pub(crate) fn escape_inline(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '@' => out.push_str("@&#8203;"),
-            '\n' | '\r' | '\t' => out.push(' '),
-            // With brackets escaped no link or image can form, so parentheses may stay.
-            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '~' | '#' => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if c.is_control() => {}
-            c => out.push(c),
-        }
-    }
-    out
+    escape(text, true)
 }
 
 /// Escapes text inside an HTML element such as `<summary>`, where markdown is not rendered
 /// (so backslashes would show) but tags and mentions still would be.
 pub(crate) fn escape_html(text: &str) -> String {
+    escape(text, false)
+}
+
+fn escape(text: &str, markdown: bool) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
+            '"' if !markdown => out.push_str("&quot;"),
             '@' => out.push_str("@&#8203;"),
             '\n' | '\r' | '\t' => out.push(' '),
+            // With brackets escaped no link or image can form, so parentheses may stay.
+            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '~' | '#' if markdown => {
+                out.push('\\');
+                out.push(c);
+            }
             c if c.is_control() => {}
             c => out.push(c),
         }

@@ -13,19 +13,15 @@ const MESSAGE_LINES: usize = 20;
 
 impl Exporter for Terminal {
     fn render(&self, run: &RunRecord) -> String {
-        let mut table = Table::new();
-        table
-            .load_style(UTF8_FULL_CONDENSED)
-            .set_content_arrangement(ContentArrangement::Disabled)
-            .set_header([
-                "kernel",
-                "shape",
-                "baseline µs",
-                "candidate µs",
-                "Δ",
-                "p",
-                "verdict",
-            ]);
+        let mut table = new_table([
+            "kernel",
+            "shape",
+            "baseline µs",
+            "candidate µs",
+            "Δ",
+            "p",
+            "verdict",
+        ]);
         for result in &run.results {
             table.add_row([
                 result.kernel.clone(),
@@ -37,11 +33,7 @@ impl Exporter for Terminal {
                 result.verdict.to_string(),
             ]);
         }
-        for column in 2..6 {
-            if let Some(column) = table.column_mut(column) {
-                column.set_cell_alignment(CellAlignment::Right);
-            }
-        }
+        align_right(&mut table, 2..6);
         let mut out = format!("{table}\n");
         if run.results.iter().any(|r| !r.peers.is_empty()) {
             out.push_str(&format!("{}\n", peer_table(run)));
@@ -85,21 +77,36 @@ impl Exporter for Terminal {
     }
 }
 
-/// Speedup of each kernel over its peers, one row per kernel × shape × peer.
-fn peer_table(run: &RunRecord) -> Table {
+/// A table in the terminal report's style.
+fn new_table(header: [&str; 7]) -> Table {
     let mut table = Table::new();
     table
         .load_style(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Disabled)
-        .set_header([
-            "kernel",
-            "shape",
-            "peer",
-            "peer µs",
-            "kernel µs",
-            "speedup",
-            "rating",
-        ]);
+        .set_header(header);
+    table
+}
+
+/// Right-aligns the numeric columns.
+fn align_right(table: &mut Table, columns: std::ops::Range<usize>) {
+    for index in columns {
+        if let Some(column) = table.column_mut(index) {
+            column.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+}
+
+/// Speedup of each kernel over its peers, one row per kernel × shape × peer.
+fn peer_table(run: &RunRecord) -> Table {
+    let mut table = new_table([
+        "kernel",
+        "shape",
+        "peer",
+        "peer µs",
+        "kernel µs",
+        "speedup",
+        "rating",
+    ]);
     for result in &run.results {
         for peer in &result.peers {
             table.add_row([
@@ -115,11 +122,7 @@ fn peer_table(run: &RunRecord) -> Table {
             ]);
         }
     }
-    for column in 3..6 {
-        if let Some(column) = table.column_mut(column) {
-            column.set_cell_alignment(CellAlignment::Right);
-        }
-    }
+    align_right(&mut table, 3..6);
     table
 }
 
