@@ -21,6 +21,7 @@ SHAPES = {  # B, H, S, D, causal — as in gates.yaml
     "stress": (4, 32, 4096, 64, 0),
     "mission_causal": (2, 16, 1024, 64, 1),
     "long_causal": (1, 16, 8192, 64, 1),
+    "wide_causal": (2, 16, 1024, 128, 1),
 }
 
 

@@ -99,7 +99,7 @@ fn run(config_path: &Path) -> Result<Value, String> {
 
     let gpu = Gpu::open()?;
     let (major, minor) = gpu.info.compute_capability;
-    let arch = format!("sm_{major}{minor}");
+    let arch = native_arch(major, minor);
     let clock_before = sm_clock_mhz(&gpu.info.pci_bus_id);
 
     // Gate 1: compile.
@@ -814,9 +814,29 @@ fn time(
     })
 }
 
+/// The architecture kernels are compiled for: this device's own, with the arch-specific
+/// feature set (`sm_90a`: wgmma, setmaxnreg) from compute capability 9.0 on. An `a` image runs
+/// only on that exact compute capability, which is all a run needs: it compiles for the
+/// device it measures. A kernel tests `__CUDA_ARCH_FEAT_SM90_ALL` (and the like) to use them.
+fn native_arch(major: i32, minor: i32) -> String {
+    if major >= 9 {
+        format!("sm_{major}{minor}a")
+    } else {
+        format!("sm_{major}{minor}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hopper_and_later_compile_for_their_arch_specific_target() {
+        assert_eq!(native_arch(8, 6), "sm_86");
+        assert_eq!(native_arch(8, 9), "sm_89");
+        assert_eq!(native_arch(9, 0), "sm_90a");
+        assert_eq!(native_arch(10, 0), "sm_100a");
+    }
 
     #[test]
     fn counts_read_like_the_seed_report() {
