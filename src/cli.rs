@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand};
 
 use gatekeeper::commands::check::CheckOptions;
 use gatekeeper::commands::offline::GateOverrides;
+use gatekeeper::commands::profile::ProfileOptions;
 use gatekeeper::commands::refresh::RefreshOptions;
 use gatekeeper::commands::ReportPaths;
 use gatekeeper::config::DEFAULT_CONFIG_FILE;
@@ -20,6 +21,7 @@ use gatekeeper::plan::{Selection, Shard};
         "Examples:\n",
         "  gatekeeper check --against main\n",
         "  gatekeeper baseline refresh\n",
+        "  gatekeeper profile --kernels attention\n",
         "  gatekeeper report runs/20261124T071757.226Z-1af185158638.json --markdown comment.md\n\n",
         "Exit codes:\n",
         "  0  every gate passed\n",
@@ -49,6 +51,18 @@ pub enum Command {
         "  2  usage, configuration or environment error"
     ))]
     Check(CheckArgs),
+
+    /// Gate 4 on its own: profile every `cuda:` kernel × shape once with Nsight Compute, classify
+    /// it (compute-, memory- or latency-bound), compare it with its floor, and check the
+    /// gates.yaml `profile` limits. Without ncu, shows the static resources only.
+    #[command(after_help = concat!(
+        "Examples:\n",
+        "  gatekeeper profile\n",
+        "  gatekeeper profile --kernels attention --shapes mission --markdown profile.md\n\n",
+        "Exit codes:\n  0  every limit met\n  1  a limit was missed or a shape errored\n",
+        "  2  usage, configuration or environment error (a target names a metric the device lacks)"
+    ))]
+    Profile(ProfileArgs),
 
     /// Manage the stored baselines.
     #[command(subcommand)]
@@ -204,6 +218,31 @@ pub struct CheckArgs {
 
     #[command(flatten)]
     pub reports: ReportArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ProfileArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+
+    /// Write every shape's profile as JSON here.
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+
+    /// Write the profile table as markdown here.
+    #[arg(long, value_name = "PATH")]
+    pub markdown: Option<PathBuf>,
+}
+
+impl ProfileArgs {
+    pub fn into_options(self, config: PathBuf) -> ProfileOptions {
+        ProfileOptions {
+            config,
+            selection: self.select.into_selection(None),
+            json: self.json,
+            markdown: self.markdown,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -31,6 +31,7 @@ pub struct Config {
     pub timing: TimingSettings,
     pub shapes: IndexMap<String, Params>,
     pub kernels: Vec<KernelSpec>,
+    pub profile: ProfileSettings,
 }
 
 /// How a candidate is judged against its baseline.
@@ -169,6 +170,87 @@ pub struct KernelSpec {
         deserialize_with = "unique::keys"
     )]
     pub env: IndexMap<String, String>,
+    /// Gate 4: static resources of the compiled kernel and Nsight Compute targets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<KernelProfile>,
+}
+
+/// Gate 4 for one kernel: resource limits read from the compiled kernel (no GPU time), and
+/// targets on Nsight Compute metrics (`gatekeeper profile`, and `check` when `ncu` is there).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KernelProfile {
+    /// Most bytes of register spills (stores + loads) allowed per thread; `0` forbids spills.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spills: Option<u64>,
+    /// `required`: the SASS must contain tensor-core instructions (HMMA, HGMMA, QGMMA, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tensor_cores: Option<TensorCores>,
+    /// Most registers per thread.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_registers: Option<u32>,
+    /// Least theoretical occupancy, % of the SM's warp slots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_occupancy_pct: Option<f64>,
+    /// Floating-point operations per launch, over the shape's parameters (for the floor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flops: Option<crate::cuda::expr::Expr>,
+    /// Least bytes moved to and from device memory per launch (for the floor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<crate::cuda::expr::Expr>,
+    /// Bounds on profiled metrics, by name (see `profile.metrics`), e.g.
+    /// `tensor_pipe_pct: {min: 50}`.
+    #[serde(
+        default,
+        skip_serializing_if = "IndexMap::is_empty",
+        deserialize_with = "unique::keys"
+    )]
+    pub targets: IndexMap<String, Bound>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TensorCores {
+    Required,
+}
+
+/// A metric's allowed range; either end may be open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Bound {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+}
+
+/// The top-level `profile` block: metric names and each device's measured peaks.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileSettings {
+    /// Extra metric names, or other Nsight Compute metrics under the built-in names.
+    #[serde(
+        default,
+        skip_serializing_if = "IndexMap::is_empty",
+        deserialize_with = "unique::keys"
+    )]
+    pub metrics: IndexMap<String, String>,
+    /// Measured peaks by device (the folder name under `baselines/`), for the floor.
+    #[serde(
+        default,
+        skip_serializing_if = "IndexMap::is_empty",
+        deserialize_with = "unique::keys"
+    )]
+    pub peaks: IndexMap<String, Peaks>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Peaks {
+    /// Tensor-core rate, TFLOP/s.
+    pub tflops: f64,
+    /// Device-memory bandwidth, GB/s.
+    pub bandwidth_gbs: f64,
 }
 
 mod defaults {
@@ -215,6 +297,8 @@ struct RawConfig {
     #[serde(deserialize_with = "shape_map")]
     shapes: IndexMap<String, Params>,
     kernels: Vec<KernelSpec>,
+    #[serde(default)]
+    profile: ProfileSettings,
     /// Free-form and ignored: a home for YAML anchors (`&name`) that several kernels share.
     #[serde(default)]
     #[allow(dead_code)]
@@ -272,6 +356,7 @@ impl Config {
             timing: raw.timing,
             shapes: raw.shapes,
             kernels: raw.kernels,
+            profile: raw.profile,
         })
     }
 
@@ -492,6 +577,113 @@ fn validate(raw: &RawConfig) -> Vec<String> {
                     &at(&format!("env.{name}")),
                     "environment variable names are letters, digits and _".to_string(),
                 );
+            }
+        }
+        if let Some(profile) = &kernel.profile {
+            for (key, message) in check_profile(profile, kernel, &raw.shapes, &raw.profile) {
+                problem(&at(&format!("profile.{key}")), message);
+            }
+        }
+    }
+    for (device, peaks) in &raw.profile.peaks {
+        for (name, value) in [
+            ("tflops", peaks.tflops),
+            ("bandwidth_gbs", peaks.bandwidth_gbs),
+        ] {
+            if !(value.is_finite() && value > 0.0) {
+                problem(
+                    &format!("profile.peaks.{device}.{name}"),
+                    format!("must be a positive number, got {value}"),
+                );
+            }
+        }
+    }
+    for (name, metric) in &raw.profile.metrics {
+        if !is_identifier(name) {
+            problem(
+                &format!("profile.metrics.{name}"),
+                "metric names are letters, digits and _".to_string(),
+            );
+        }
+        if metric.trim().is_empty() || metric.contains([',', ' ']) {
+            problem(
+                &format!("profile.metrics.{name}"),
+                format!("expected one Nsight Compute metric name, got {metric:?}"),
+            );
+        }
+    }
+    problems
+}
+
+/// A kernel's `profile` block: known metric names, sane bounds, and work expressions that
+/// evaluate on every shape.
+fn check_profile(
+    profile: &KernelProfile,
+    kernel: &KernelSpec,
+    shapes: &IndexMap<String, Params>,
+    settings: &ProfileSettings,
+) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    let static_limits = profile.spills.is_some()
+        || profile.tensor_cores.is_some()
+        || profile.max_registers.is_some()
+        || profile.min_occupancy_pct.is_some();
+    if static_limits && kernel.cuda.is_none() {
+        problems.push((
+            "spills".to_string(),
+            "resource limits (spills, tensor_cores, max_registers, min_occupancy_pct) need a `cuda` kernel: gatekeeper reads them from the compiled code".to_string(),
+        ));
+    }
+    if let Some(pct) = profile.min_occupancy_pct {
+        if !(0.0..=100.0).contains(&pct) {
+            problems.push((
+                "min_occupancy_pct".to_string(),
+                format!("must be in [0, 100], got {pct}"),
+            ));
+        }
+    }
+    for (name, bound) in &profile.targets {
+        let key = format!("targets.{name}");
+        if crate::profile::metric_name(name, settings).is_none() {
+            let known = crate::profile::metric_names(settings).join(", ");
+            problems.push((key.clone(), format!("unknown metric {name:?} (known: {known}; add others under the top-level profile.metrics)")));
+        }
+        match (bound.min, bound.max) {
+            (None, None) => problems.push((key, "give `min`, `max` or both".to_string())),
+            (Some(lo), Some(hi)) if lo > hi => {
+                problems.push((key, format!("min {lo} is above max {hi}")))
+            }
+            (lo, hi) if lo.into_iter().chain(hi).any(|v| !v.is_finite()) => {
+                problems.push((key, "bounds must be finite numbers".to_string()))
+            }
+            _ => {}
+        }
+    }
+    if kernel.cuda.is_none() && !profile.targets.is_empty() {
+        problems.push((
+            "targets".to_string(),
+            "Nsight Compute targets need a `cuda` kernel (gatekeeper profiles the kernels it launches)".to_string(),
+        ));
+    }
+    for (name, expr) in [("flops", &profile.flops), ("bytes", &profile.bytes)] {
+        let Some(expr) = expr else { continue };
+        for shape in &kernel.shapes {
+            let Some(params) = shapes.get(shape) else {
+                continue;
+            };
+            match expr.eval(params) {
+                Ok(v) if v.is_finite() && v >= 0.0 => {}
+                Ok(v) => {
+                    problems.push((
+                        name.to_string(),
+                        format!("is {v} on shape {shape}: must be a finite number >= 0"),
+                    ));
+                    break;
+                }
+                Err(why) => {
+                    problems.push((name.to_string(), format!("{why} (shape {shape})")));
+                    break;
+                }
             }
         }
     }

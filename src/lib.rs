@@ -15,6 +15,7 @@ pub mod exit;
 pub mod git;
 pub mod measure;
 pub mod plan;
+pub mod profile;
 pub mod record;
 pub mod report;
 pub mod stats;

@@ -5,7 +5,7 @@ use clap::{CommandFactory, Parser};
 mod cli;
 
 use cli::{BaselineCommand, Cli, Command};
-use gatekeeper::commands::{check, doctor, offline, refresh};
+use gatekeeper::commands::{check, doctor, offline, profile, refresh};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -31,6 +31,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Command::Check(args) => check::run(&args.into_options(cli.config)),
+        Command::Profile(args) => profile::run(&args.into_options(cli.config)),
         Command::Baseline(BaselineCommand::Refresh(args)) => {
             refresh::run(&args.into_options(cli.config))
         }

@@ -74,6 +74,9 @@ pub struct KernelResult {
     pub regressed: usize,
     pub incorrect: usize,
     pub errors: usize,
+    /// Shapes that missed a gate-4 limit (resources or profiled metrics).
+    #[serde(default)]
+    pub profile_failed: usize,
 }
 
 /// One kernel × shape. Statistics are `null` where they do not apply (an error has no samples;
@@ -118,6 +121,9 @@ pub struct ShapeResult {
     /// Speedup over each of the kernel's peers on this shape.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub peers: Vec<PeerSpeedup>,
+    /// Gate 4: static resources, profiled metrics, class and limits checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<crate::profile::ShapeProfile>,
     pub baseline_samples_us: Vec<f64>,
     pub candidate_samples_us: Vec<f64>,
 }
@@ -160,6 +166,7 @@ impl ShapeResult {
             baseline_commit: None,
             details: None,
             peers: Vec::new(),
+            profile: None,
             baseline_samples_us: Vec::new(),
             candidate_samples_us: Vec::new(),
         }
@@ -335,21 +342,44 @@ pub fn decide_kernels(results: &[ShapeResult], gate: &GateSettings) -> Vec<Kerne
                 regressed,
                 incorrect,
                 errors,
-                reason,
+                mut reason,
             } = compare::decide_kernel(&verdicts, gate);
+            let profile_failed = results
+                .iter()
+                .filter(|r| r.kernel == name && r.missed_profile_limits())
+                .count();
+            if profile_failed > 0 {
+                let missed = format!(
+                    "{profile_failed} shape{} missed profiling limits",
+                    if profile_failed == 1 { "" } else { "s" }
+                );
+                reason = if passed {
+                    missed
+                } else {
+                    format!("{reason}; {missed}")
+                };
+            }
             KernelResult {
                 name: name.to_string(),
-                verdict: PassFail::from_passed(passed),
+                verdict: PassFail::from_passed(passed && profile_failed == 0),
                 reason,
                 regressed,
                 incorrect,
                 errors,
+                profile_failed,
             }
         })
         .collect()
 }
 
 impl ShapeResult {
+    /// Whether gate 4 checked a limit here and it was missed.
+    pub fn missed_profile_limits(&self) -> bool {
+        self.profile
+            .as_ref()
+            .is_some_and(|p| p.failed_checks().next().is_some())
+    }
+
     /// What the harness reported for this shape, rebuilt from the record, so a stored run can be
     /// judged again (other thresholds, another baseline).
     pub fn outcome(&self) -> Outcome {
@@ -393,6 +423,7 @@ impl ShapeResult {
             gate,
         );
         judged.job = self.job;
+        judged.profile = self.profile.clone();
         judged
     }
 }
@@ -427,6 +458,7 @@ impl RunRecord {
             return false;
         };
         result.verdict.is_fatal()
+            || result.missed_profile_limits()
             || (result.verdict == Verdict::Regressed
                 && kernel.regressed >= self.gate.min_regressed_shapes)
     }

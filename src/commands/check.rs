@@ -49,7 +49,7 @@ pub fn run(options: &CheckOptions) -> Result<u8> {
     let harness = harness_for(&config, &jobs)?;
     let outcomes = measure_all(&jobs, &harness as &dyn Harness, &run_settings(&config));
 
-    let results: Vec<ShapeResult> = jobs
+    let mut results: Vec<ShapeResult> = jobs
         .iter()
         .zip(&outcomes)
         .map(|(job, outcome)| {
@@ -85,6 +85,8 @@ pub fn run(options: &CheckOptions) -> Result<u8> {
             result
         })
         .collect();
+    // Gate 4, after every timing so the profiler's replays disturb none of them.
+    super::profile::attach(&config, &jobs, &outcomes, &mut results)?;
     let mut run = RunRecord {
         format: record::FORMAT,
         gatekeeper_version: env!("CARGO_PKG_VERSION").to_string(),

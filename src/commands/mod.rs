@@ -4,6 +4,7 @@
 pub mod check;
 pub mod doctor;
 pub mod offline;
+pub mod profile;
 pub mod refresh;
 
 use std::io::IsTerminal;

@@ -19,6 +19,9 @@ pub struct Compiled {
     pub cached: bool,
     /// Where the CUBIN is kept, for disassembly.
     pub path: Option<PathBuf>,
+    /// The compiler's log, with ptxas's per-function report (registers, stack, spills); kept
+    /// beside the cached CUBIN.
+    pub log: String,
 }
 
 /// What to compile.
@@ -82,6 +85,8 @@ fn full_options(unit: &Unit, include: Option<&Path>) -> Vec<String> {
         options.push(format!("--gpu-architecture={}", unit.arch));
     }
     options.push("-lineinfo".to_string());
+    // ptxas's resource report (registers, stack frame, spill bytes) for gate 4.
+    options.push("--ptxas-options=-v".to_string());
     if let Some(folder) = unit.folder {
         options.push(format!("-I{}", folder.display()));
     }
@@ -186,11 +191,12 @@ pub fn compile(unit: &Unit) -> Result<Compiled, String> {
             return Ok(Compiled {
                 cubin,
                 cached: true,
+                log: std::fs::read_to_string(path.with_extension("log")).unwrap_or_default(),
                 path: Some(path.clone()),
             });
         }
     }
-    let cubin = nvrtc_compile(unit, source, &options).map_err(|log| {
+    let (cubin, log) = nvrtc_compile(unit, source, &options).map_err(|log| {
         let hint = if include.is_none() && log.contains("cannot open source file") {
             "\n(no CUDA include folder was found: set CUDA_HOME to the toolkit's folder)"
         } else {
@@ -207,16 +213,23 @@ pub fn compile(unit: &Unit) -> Result<Compiled, String> {
     let path = cached_path.filter(|path| {
         path.parent()
             .is_some_and(|dir| std::fs::create_dir_all(dir).is_ok())
+            && atomic::write(&path.with_extension("log"), log.as_bytes()).is_ok()
             && atomic::write(path, &cubin).is_ok()
     });
     Ok(Compiled {
         cubin,
         cached: false,
         path,
+        log,
     })
 }
 
-fn nvrtc_compile(unit: &Unit, source: &[u8], options: &[String]) -> Result<Vec<u8>, String> {
+/// The CUBIN and the compiler's log, or the log as the error.
+fn nvrtc_compile(
+    unit: &Unit,
+    source: &[u8],
+    options: &[String],
+) -> Result<(Vec<u8>, String), String> {
     let source = CString::new(source.to_vec())
         .map_err(|_| format!("{}: the source contains a NUL byte", unit.display_name))?;
     let name = CString::new(unit.display_name).map_err(|_| "bad source name".to_string())?;
@@ -244,7 +257,7 @@ fn nvrtc_compile(unit: &Unit, source: &[u8], options: &[String]) -> Result<Vec<u
         } else {
             log
         }),
-        Ok(()) => cubin(program),
+        Ok(()) => cubin(program).map(|image| (image, log)),
     };
     unsafe {
         let _ = rtc::destroy_program(program);

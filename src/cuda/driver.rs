@@ -47,6 +47,7 @@ pub struct DeviceInfo {
     pub max_shared_optin: i32,
     pub driver_version: i32,
     pub pci_bus_id: String,
+    pub max_threads_per_sm: i32,
 }
 
 /// The primary context of device 0 (pick devices with `CUDA_VISIBLE_DEVICES`), current on
@@ -104,6 +105,10 @@ impl Gpu {
             )?,
             driver_version,
             pci_bus_id,
+            max_threads_per_sm: attribute(
+                CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_MULTIPROCESSOR,
+                "threads per SM",
+            )?,
         };
         Ok(Gpu { device, info })
     }
@@ -419,7 +424,45 @@ impl ArgValue {
     }
 }
 
+/// What the compiled function needs per thread and per block, from the driver.
+#[derive(Debug, Clone, Copy)]
+pub struct FunctionResources {
+    pub registers: i32,
+    pub local_bytes: i32,
+    pub static_shared_bytes: i32,
+}
+
 impl Function {
+    pub fn resources(&self) -> Result<FunctionResources> {
+        use sys::CUfunction_attribute::*;
+        let get = |attribute, what: &str| {
+            unsafe { cu::function::get_function_attribute(self.raw, attribute) }
+                .map_err(|e| fail(&format!("cuFuncGetAttribute({}, {what})", self.name), e))
+        };
+        Ok(FunctionResources {
+            registers: get(CU_FUNC_ATTRIBUTE_NUM_REGS, "registers")?,
+            local_bytes: get(CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES, "local memory")?,
+            static_shared_bytes: get(CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, "shared memory")?,
+        })
+    }
+
+    /// Blocks of `threads` threads with `dynamic_shared` bytes that fit on one SM at once.
+    pub fn blocks_per_sm(&self, threads: u32, dynamic_shared: u32) -> Result<i32> {
+        unsafe {
+            cu::occupancy::max_active_block_per_multiprocessor(
+                self.raw,
+                threads as i32,
+                dynamic_shared as usize,
+            )
+        }
+        .map_err(|e| {
+            fail(
+                &format!("cuOccupancyMaxActiveBlocksPerMultiprocessor({})", self.name),
+                e,
+            )
+        })
+    }
+
     /// The byte size of each parameter the kernel declares, so a launch with the wrong number
     /// or width of arguments is refused instead of reading past the argument list.
     pub fn param_sizes(&self) -> Result<Vec<usize>> {

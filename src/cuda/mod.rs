@@ -10,8 +10,10 @@ pub mod compile;
 pub mod driver;
 pub mod dtype;
 pub mod expr;
+pub mod resources;
 pub mod runner;
 pub mod spec;
+pub mod tools;
 
 use crate::error::{Error, Result};
 

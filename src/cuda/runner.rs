@@ -13,6 +13,7 @@ use serde_json::{json, Map, Value};
 use super::compile::{self, Compiled, Unit};
 use super::driver::{self, ArgValue, Buffer, Event, Function, Gpu, Module, Scratch, Stream};
 use super::dtype::DType;
+use super::resources;
 use super::spec::{self, Arg, Init, L2Mode, Resolved, ResolvedLaunch, Tolerance};
 use crate::config::Config;
 
@@ -54,7 +55,12 @@ struct Job {
     warmup: u64,
     samples: u64,
     seed: u64,
+    /// Launch once for a profiler instead of checking and timing (`GATEKEEPER_PROFILE=1`).
+    profile: bool,
 }
+
+/// Set by `gatekeeper profile` on the runner it starts under Nsight Compute.
+pub const PROFILE_ENV: &str = "GATEKEEPER_PROFILE";
 
 fn job_from_env() -> Result<Job, String> {
     let var = |name: &str| {
@@ -72,6 +78,7 @@ fn job_from_env() -> Result<Job, String> {
         warmup: number("GATEKEEPER_WARMUP")?,
         samples: number("GATEKEEPER_SAMPLES")?,
         seed: number("GATEKEEPER_SEED")?,
+        profile: std::env::var(PROFILE_ENV).is_ok_and(|v| v == "1"),
     })
 }
 
@@ -127,6 +134,21 @@ fn run(config_path: &Path) -> Result<Value, String> {
     let reference_module = Module::load(&reference.cubin)?;
     let spin_module = Module::load(&spin.cubin)?;
     let candidate_fns = functions(&candidate_module, &resolved.launches, &gpu)?;
+    // Gate 4's static half: what the compiled kernel needs, read without running it.
+    let sass = match &candidate.path {
+        Some(path) => resources::disassemble(path),
+        None => tempfile::NamedTempFile::new()
+            .ok()
+            .filter(|file| std::fs::write(file.path(), &candidate.cubin).is_ok())
+            .and_then(|file| resources::disassemble(file.path())),
+    };
+    let static_resources = resources::collect(
+        &resolved.launches,
+        &candidate_fns,
+        &gpu.info,
+        &candidate.log,
+        sass.as_ref(),
+    )?;
     let reference_fns = functions(&reference_module, &resolved.reference, &gpu)?;
     let spin_fn = spin_module.function("gatekeeper_spin")?;
 
@@ -154,6 +176,24 @@ fn run(config_path: &Path) -> Result<Value, String> {
     );
     if let Some(path) = &candidate.path {
         details.insert("cubin".into(), json!(path.display().to_string()));
+    }
+    details.insert(
+        "resources".into(),
+        serde_json::to_value(&static_resources).map_err(|err| err.to_string())?,
+    );
+
+    if job.profile {
+        // Under a profiler: one launch of the kernel under test on seeded inputs, which the
+        // profiler replays as often as its metrics need. No reference, flush or spin kernels.
+        buffers.fill_inputs(&resolved, job.seed)?;
+        let fork = Event::new()?;
+        let joins = (0..streams.len())
+            .map(|_| Event::new())
+            .collect::<Result<Vec<_>, _>>()?;
+        candidate_op.enqueue(&streams, &fork, &joins)?;
+        gpu.synchronize()
+            .map_err(|e| format!("the kernel failed: {e}"))?;
+        return Ok(json!({ "device": gpu.info.name, "details": details }));
     }
 
     // Gate 2: correctness, with fresh inputs each trial.

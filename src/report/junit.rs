@@ -60,8 +60,10 @@ fn testcase(run: &RunRecord, result: &ShapeResult) -> TestCase {
         }
     } else if result.verdict == Verdict::Error {
         TestCase::error(name, Duration::ZERO, "error", &summary)
-    } else {
+    } else if result.verdict.is_fatal() || result.verdict == Verdict::Regressed {
         TestCase::failure(name, Duration::ZERO, result.verdict.as_str(), &summary)
+    } else {
+        TestCase::failure(name, Duration::ZERO, "profile", &summary)
     };
     case.set_classname(&result.kernel);
     case.set_system_out(&summary);
@@ -96,6 +98,14 @@ fn summarize(result: &ShapeResult) -> String {
     )];
     if let Some(message) = &result.message {
         lines.push(message.clone());
+    }
+    for check in result.profile.iter().flat_map(|p| p.checks.iter()) {
+        let state = match check.passed {
+            Some(true) => "ok",
+            Some(false) => "FAIL",
+            None => "not checked",
+        };
+        lines.push(format!("gate 4: {state}: {}", check.describe()));
     }
     lines.join("\n")
 }

@@ -109,6 +109,7 @@ fn kernel_table(out: &mut String, run: &RunRecord, kernel: &KernelResult) {
     out.push('\n');
     delta_chart(out, run, kernel);
     peer_table(out, run, kernel);
+    profile_section(out, run, kernel);
     if passed {
         out.push_str("</details>\n\n");
     }
@@ -142,6 +143,27 @@ fn delta_chart(out: &mut String, run: &RunRecord, kernel: &KernelResult) {
 }
 
 /// The kernel's speedup over each peer, per shape, in the seed report's words.
+/// Gate 4's findings for the kernel's shapes, when it has any.
+fn profile_section(out: &mut String, run: &RunRecord, kernel: &KernelResult) {
+    let rows: Vec<_> = run
+        .results_of(&kernel.name)
+        .filter(|r| r.profile.is_some())
+        .map(|r| {
+            (
+                r.kernel.as_str(),
+                r.shape.as_str(),
+                r.profile.as_ref(),
+                None,
+            )
+        })
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "Profiling (gate 4):\n");
+    out.push_str(&super::profile_markdown(rows.into_iter()));
+}
+
 fn peer_table(out: &mut String, run: &RunRecord, kernel: &KernelResult) {
     let mut peers: Vec<&str> = Vec::new();
     for result in run.results_of(&kernel.name) {

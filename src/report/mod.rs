@@ -4,11 +4,13 @@
 mod json;
 mod junit;
 mod markdown;
+mod profile;
 mod terminal;
 
 pub use json::Json;
 pub use junit::JUnit;
 pub use markdown::Markdown;
+pub use profile::{profile_markdown, profile_table};
 pub use terminal::Terminal;
 
 use crate::record::{RunRecord, ShapeResult};
@@ -164,6 +166,7 @@ pub(crate) mod fixture {
             baseline_commit: None,
             details: None,
             peers: vec![],
+            profile: None,
             baseline_samples_us: vec![],
             candidate_samples_us: vec![],
         }

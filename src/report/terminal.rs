@@ -38,6 +38,27 @@ impl Exporter for Terminal {
         if run.results.iter().any(|r| !r.peers.is_empty()) {
             out.push_str(&format!("{}\n", peer_table(run)));
         }
+        if run.results.iter().any(|r| r.profile.is_some()) {
+            let rows = run.results.iter().filter(|r| r.profile.is_some()).map(|r| {
+                (
+                    r.kernel.as_str(),
+                    r.shape.as_str(),
+                    r.profile.as_ref(),
+                    None,
+                )
+            });
+            out.push_str(&format!("{}\n", super::profile_table(rows)));
+            for result in &run.results {
+                for check in result.profile.iter().flat_map(|p| p.failed_checks()) {
+                    out.push_str(&format!(
+                        "{}/{}: profiling limit missed: {}\n",
+                        result.kernel,
+                        result.shape,
+                        check.describe()
+                    ));
+                }
+            }
+        }
         for result in &run.results {
             if let Some(message) = &result.message {
                 let mut lines = message.lines();
@@ -78,7 +99,7 @@ impl Exporter for Terminal {
 }
 
 /// A table in the terminal report's style.
-fn new_table(header: [&str; 7]) -> Table {
+pub(super) fn new_table(header: [&str; 7]) -> Table {
     let mut table = Table::new();
     table
         .load_style(UTF8_FULL_CONDENSED)
@@ -88,7 +109,7 @@ fn new_table(header: [&str; 7]) -> Table {
 }
 
 /// Right-aligns the numeric columns.
-fn align_right(table: &mut Table, columns: std::ops::Range<usize>) {
+pub(super) fn align_right(table: &mut Table, columns: std::ops::Range<usize>) {
     for index in columns {
         if let Some(column) = table.column_mut(index) {
             column.set_cell_alignment(CellAlignment::Right);

@@ -1,0 +1,330 @@
+//! Gate 4 — profiling. `gatekeeper profile` runs every selected `cuda:` kernel × shape once
+//! under Nsight Compute and prints why each is as fast as it is; `gatekeeper check` runs the
+//! same gate for kernels whose gates.yaml entry has a `profile` block, after timing.
+
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+use serde::Serialize;
+
+use super::{harness_for, run_settings};
+use crate::atomic;
+use crate::baseline::device_slug;
+use crate::config::{Config, KernelProfile};
+use crate::error::{Error, Result};
+use crate::exit;
+use crate::measure::{Outcome, RunSettings};
+use crate::plan::{self, Job, Selection};
+use crate::profile::ncu::Profiler;
+use crate::profile::{self, MetricValue, Resources, ShapeProfile};
+use crate::record::ShapeResult;
+use crate::report::profile_table;
+
+#[derive(Debug, Clone, Default)]
+pub struct ProfileOptions {
+    pub config: PathBuf,
+    pub selection: Selection,
+    pub json: Option<PathBuf>,
+    pub markdown: Option<PathBuf>,
+}
+
+/// One row of `gatekeeper profile --json`.
+#[derive(Debug, Serialize)]
+pub struct ProfiledShape<'a> {
+    pub kernel: &'a str,
+    pub shape: &'a str,
+    pub device: Option<String>,
+    /// Why the shape could not be profiled at all (compile error, crash).
+    pub error: Option<String>,
+    pub profile: Option<ShapeProfile>,
+}
+
+/// The metrics to ask for: every built-in and configured name, plus each target's. Names
+/// the device lacks are dropped, unless a target needs them: that is a configuration error.
+fn metrics_for(
+    config: &Config,
+    profiler: &Profiler,
+    jobs: &[Job],
+) -> Result<Vec<(String, String)>> {
+    let names = profile::metric_names(&config.profile);
+    let metrics: Vec<(String, String)> = names
+        .iter()
+        .filter_map(|name| {
+            profile::metric_name(name, &config.profile).map(|m| (name.clone(), m.to_string()))
+        })
+        .collect();
+    let unknown: Vec<(String, String)> = profiler.unknown(&metrics).into_iter().cloned().collect();
+    let mut problems = Vec::new();
+    for job in jobs {
+        let Some(spec) = &job.kernel.profile else {
+            continue;
+        };
+        for (name, metric) in &unknown {
+            if spec.targets.contains_key(name) {
+                let problem = format!(
+                    "kernel {}: profile.targets.{name}: this device's Nsight Compute ({}) has no metric {metric:?} (see `ncu --query-metrics`)",
+                    job.kernel.name,
+                    profiler.path().display()
+                );
+                if !problems.contains(&problem) {
+                    problems.push(problem);
+                }
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::Config {
+            path: config.path.clone(),
+            problems,
+        });
+    }
+    Ok(metrics
+        .into_iter()
+        .filter(|m| !unknown.contains(m))
+        .collect())
+}
+
+/// The runner's static resources from a report's details.
+fn resources_of(outcome: &Outcome) -> Vec<Resources> {
+    outcome
+        .as_ref()
+        .ok()
+        .and_then(|m| m.details.as_ref()?.get("resources").cloned())
+        .and_then(|value| serde_json::from_value(value).ok())
+        .unwrap_or_default()
+}
+
+/// Gate 4 inside `check`: for kernels with a `profile` block, the static limits from the
+/// runner's report, and, when they have targets and `ncu` is here, one profiled launch.
+pub fn attach(
+    config: &Config,
+    jobs: &[Job],
+    outcomes: &[Outcome],
+    results: &mut [ShapeResult],
+) -> Result<()> {
+    let wanted: Vec<usize> = (0..jobs.len())
+        .filter(|&i| jobs[i].kernel.cuda.is_some() && jobs[i].kernel.profile.is_some())
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let needs_ncu = wanted.iter().any(|&i| {
+        jobs[i]
+            .kernel
+            .profile
+            .as_ref()
+            .is_some_and(|p| !p.targets.is_empty())
+    });
+    let profiler = if needs_ncu {
+        match Profiler::find() {
+            Ok(profiler) => Some(Ok(profiler)),
+            Err(why) => {
+                eprintln!(
+                    "gate 4: {why}; profiling targets are not checked, the other gates still run"
+                );
+                Some(Err(why))
+            }
+        }
+    } else {
+        None
+    };
+    let metrics = match &profiler {
+        Some(Ok(profiler)) => metrics_for(config, profiler, jobs)?,
+        _ => Vec::new(),
+    };
+    let harness = harness_for(config, jobs)?;
+    let settings = run_settings(config);
+    for i in wanted {
+        let (job, outcome) = (&jobs[i], &outcomes[i]);
+        let Some(spec) = &job.kernel.profile else {
+            continue;
+        };
+        let device = outcome.as_ref().ok().and_then(|m| m.device.clone());
+        let measured: std::result::Result<IndexMap<String, MetricValue>, String> =
+            match (&profiler, spec.targets.is_empty()) {
+                (_, true) => Err("no targets to check".to_string()),
+                (Some(Err(why)), _) => Err(why.clone()),
+                (None, _) => Err("not profiled".to_string()),
+                (Some(Ok(profiler)), _) => {
+                    if results[i].verdict.is_fatal() {
+                        Err("not profiled: the shape did not pass the earlier gates".to_string())
+                    } else {
+                        eprintln!("[gate 4] {}/{}: ncu", job.kernel.name, job.shape);
+                        profiler
+                            .profile(
+                                &harness.workdir,
+                                &harness.cuda_runner,
+                                job,
+                                &metrics,
+                                &settings,
+                            )
+                            .1
+                    }
+                }
+            };
+        results[i].profile = Some(build(
+            config,
+            spec,
+            job,
+            device.as_deref(),
+            resources_of(outcome),
+            measured,
+        ));
+    }
+    Ok(())
+}
+
+fn build(
+    config: &Config,
+    spec: &KernelProfile,
+    job: &Job,
+    device: Option<&str>,
+    resources: Vec<Resources>,
+    measured: std::result::Result<IndexMap<String, MetricValue>, String>,
+) -> ShapeProfile {
+    let peaks = config.profile.peaks.get(&device_slug(device));
+    profile::assemble(spec, job.params, peaks, resources, measured)
+}
+
+/// `gatekeeper profile`.
+pub fn run(options: &ProfileOptions) -> Result<u8> {
+    let config = Config::load(&options.config)?;
+    let jobs: Vec<Job> = plan::plan(&config, &options.selection)?
+        .into_iter()
+        .filter(|job| job.kernel.cuda.is_some())
+        .collect();
+    if jobs.is_empty() {
+        return Err(Error::Usage(
+            "nothing to profile: `gatekeeper profile` runs `cuda:` kernels, and the selection has none".to_string(),
+        ));
+    }
+    for path in [&options.json, &options.markdown].into_iter().flatten() {
+        if path.is_dir() {
+            return Err(Error::Usage(format!(
+                "{}: is a folder; name a file for the report",
+                path.display()
+            )));
+        }
+    }
+    let harness = harness_for(&config, &jobs)?;
+    let settings: RunSettings = run_settings(&config);
+    let profiler = Profiler::find();
+    let metrics = match &profiler {
+        Ok(profiler) => metrics_for(&config, profiler, &jobs)?,
+        Err(why) => {
+            eprintln!("{why}; showing the static resources only");
+            Vec::new()
+        }
+    };
+    let empty = KernelProfile::default();
+    let mut rows = Vec::new();
+    for (index, job) in jobs.iter().enumerate() {
+        eprintln!(
+            "[{}/{}] {}/{}",
+            index + 1,
+            jobs.len(),
+            job.kernel.name,
+            job.shape
+        );
+        let (outcome, measured) = match &profiler {
+            Ok(profiler) => profiler.profile(
+                &harness.workdir,
+                &harness.cuda_runner,
+                job,
+                &metrics,
+                &settings,
+            ),
+            Err(why) => {
+                // Without ncu the runner still reports the static resources of one launch.
+                let runner = crate::profile::ncu::bare_runner(
+                    &harness.workdir,
+                    &harness.cuda_runner,
+                    job,
+                    &settings,
+                );
+                (runner, Err(why.clone()))
+            }
+        };
+        let spec = job.kernel.profile.as_ref().unwrap_or(&empty);
+        let device = outcome.as_ref().ok().and_then(|m| m.device.clone());
+        let error = outcome.as_ref().err().map(|f| f.message.clone());
+        let profile = error.is_none().then(|| {
+            build(
+                &config,
+                spec,
+                job,
+                device.as_deref(),
+                resources_of(&outcome),
+                measured,
+            )
+        });
+        rows.push(ProfiledShape {
+            kernel: &job.kernel.name,
+            shape: job.shape,
+            device,
+            error,
+            profile,
+        });
+    }
+
+    let table = profile_table(
+        rows.iter()
+            .map(|r| (r.kernel, r.shape, r.profile.as_ref(), r.error.as_deref())),
+    );
+    println!("{table}");
+    let mut failed = 0;
+    for row in &rows {
+        if let Some(error) = &row.error {
+            println!("{}/{}: error: {error}", row.kernel, row.shape);
+        }
+        let Some(profile) = &row.profile else {
+            continue;
+        };
+        if let Some(evidence) = &profile.evidence {
+            println!(
+                "{}/{}: {}: {evidence}",
+                row.kernel,
+                row.shape,
+                profile.class.as_deref().unwrap_or("?")
+            );
+        }
+        for check in profile.failed_checks() {
+            failed += 1;
+            println!("{}/{}: FAIL {}", row.kernel, row.shape, check.describe());
+        }
+    }
+    if let Err(why) = &profiler {
+        println!("metrics not profiled: {why}");
+    }
+    if let Some(path) = &options.json {
+        let text =
+            serde_json::to_string_pretty(&rows).map_err(|err| Error::Usage(err.to_string()))?;
+        write(path, &(text + "\n"))?;
+    }
+    if let Some(path) = &options.markdown {
+        write(
+            path,
+            &crate::report::profile_markdown(
+                rows.iter()
+                    .map(|r| (r.kernel, r.shape, r.profile.as_ref(), r.error.as_deref())),
+            ),
+        )?;
+    }
+    let errors = rows.iter().filter(|r| r.error.is_some()).count();
+    println!(
+        "gatekeeper profile: {} shapes, {failed} limits missed, {errors} errors",
+        rows.len()
+    );
+    Ok(if failed > 0 || errors > 0 {
+        exit::GATE_FAILED
+    } else {
+        exit::PASS
+    })
+}
+
+fn write(path: &Path, text: &str) -> Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|err| Error::io(parent, err))?;
+    }
+    atomic::write(path, text.as_bytes())
+}
