@@ -316,6 +316,7 @@ fn gate_4_catches_idle_tensor_cores_and_spills() {
         .iter()
         .find(|r| r["kernel"] == "gemm_mma")
         .unwrap();
+    assert!(mma["error"].is_null(), "{mma}");
     if mma["profile"]["note"].is_null() {
         let class = mma["profile"]["class"].as_str().unwrap();
         assert!(["compute-bound", "memory-bound", "latency-bound"].contains(&class));

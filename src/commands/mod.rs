@@ -102,6 +102,7 @@ fn harness_for(config: &Config, jobs: &[Job]) -> Result<CommandHarness> {
             config_path.display().to_string(),
             cuda::RUNNER_SUBCOMMAND.to_string(),
         ],
+        launch_only: false,
     })
 }
 

@@ -34,6 +34,8 @@ pub struct CommandHarness {
     /// How to run a `cuda:` kernel: gatekeeper itself, as a protocol v1 harness in a child
     /// process, so a crash or hang in one kernel cannot take the run down.
     pub cuda_runner: Vec<String>,
+    /// The harness launches the kernel once for a profiler and reports no samples.
+    pub launch_only: bool,
 }
 
 /// The JSON object a harness prints last.
@@ -121,7 +123,7 @@ impl Harness for CommandHarness {
             Ok(Some(_)) => {}
         }
 
-        let report = parse_report(&stdout).map_err(fail)?;
+        let report = parse_report(&stdout, self.launch_only).map_err(fail)?;
         if let Some(error) = report.error {
             return Err(fail(error));
         }
@@ -232,7 +234,7 @@ pub(crate) fn kill_group(pid: u32) {
     }
 }
 
-fn parse_report(stdout: &str) -> Result<Report, String> {
+fn parse_report(stdout: &str, launch_only: bool) -> Result<Report, String> {
     let Some(line) = stdout.lines().rev().find(|line| !line.trim().is_empty()) else {
         return Err("the harness printed nothing on stdout (protocol v1 expects a JSON object on its last line)".to_string());
     };
@@ -252,7 +254,7 @@ fn parse_report(stdout: &str) -> Result<Report, String> {
         )
     })?;
     // A harness that failed, or found the output wrong, need not time anything.
-    if report.error.is_some() || report.correct == Some(false) {
+    if report.error.is_some() || report.correct == Some(false) || launch_only {
         return Ok(report);
     }
     if report.samples_us.len() < 2 {
@@ -309,6 +311,7 @@ mod tests {
     fn last_non_empty_line_is_the_report() {
         let report = parse_report(
             "warming up\n{\"samples_us\": [1]}\n{\"samples_us\": [1.5, 2.5], \"correct\": true, \"device\": \"X\"}\n\n  \n",
+            false,
         )
         .unwrap();
         assert_eq!(report.samples_us, [1.5, 2.5]);
@@ -333,17 +336,23 @@ mod tests {
             ("{\"samples\": [1, 2]}", "at least 2"),
         ];
         for (stdout, needle) in cases {
-            let err = parse_report(stdout).map(|_| ()).unwrap_err();
+            let err = parse_report(stdout, false).map(|_| ()).unwrap_err();
             assert!(err.contains(needle), "{stdout:?}: {err}");
         }
     }
 
     #[test]
     fn errors_and_wrong_results_need_no_samples() {
-        let report = parse_report("{\"error\": \"compile error\"}").unwrap();
+        let report = parse_report("{\"error\": \"compile error\"}", false).unwrap();
+        // A launch for a profiler reports its details and no samples.
+        assert!(parse_report("{\"device\": \"X\", \"details\": {}}", true).is_ok());
+        assert!(parse_report("{\"device\": \"X\", \"details\": {}}", false).is_err());
         assert_eq!(report.error.as_deref(), Some("compile error"));
-        let report =
-            parse_report("{\"correct\": false, \"details\": {\"mismatches\": 3}}").unwrap();
+        let report = parse_report(
+            "{\"correct\": false, \"details\": {\"mismatches\": 3}}",
+            false,
+        )
+        .unwrap();
         assert_eq!(report.correct, Some(false));
         assert_eq!(report.details.unwrap()["mismatches"], 3);
     }

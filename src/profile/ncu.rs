@@ -140,6 +140,7 @@ pub fn bare_runner(
     let harness = CommandHarness {
         workdir: workdir.to_path_buf(),
         cuda_runner: runner.to_vec(),
+        launch_only: true,
     };
     let mut kernel = job.kernel.clone();
     kernel.env.insert(PROFILE_ENV.to_string(), "1".to_string());
