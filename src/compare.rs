@@ -68,17 +68,51 @@ pub struct Comparison {
     pub candidate: Summary,
     pub baseline_dropped: usize,
     pub candidate_dropped: usize,
+    /// Set when the outlier fences would have dropped more than [`MAX_DROPPED_SHARE`] of a
+    /// side and only that share was dropped: how many lay outside, for the reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter_capped: Option<String>,
 }
+
+/// The largest share of one side's samples the outlier filter may drop. GPU timings put up to
+/// ~14 % of samples in a heavy tail; fences that would drop more than this of a side are not
+/// trimming a tail but cutting into the distribution itself, so only the farthest outliers, up
+/// to this share, are dropped (and the reports say so).
+pub const MAX_DROPPED_SHARE: f64 = 0.25;
 
 /// Compares candidate samples with baseline samples under the gate's settings.
 ///
-/// Returns `None` when either side has fewer than two samples left after filtering, which the
-/// caller reports as inconclusive.
+/// Returns `None` when either side has fewer than two samples, which the caller reports as
+/// inconclusive.
 pub fn compare(baseline: &[f64], candidate: &[f64], gate: &GateSettings) -> Option<Comparison> {
-    let pooled: Vec<f64> = baseline.iter().chain(candidate).copied().collect();
-    let fences = stats::tukey_fences(&pooled, gate.outlier_fence);
-    let baseline_kept = stats::filter(baseline, fences);
-    let candidate_kept = stats::filter(candidate, fences);
+    let fences = stats::balanced_fences(&[baseline, candidate], gate.outlier_fence);
+    let (baseline_kept, baseline_outside) =
+        stats::filter_capped(baseline, fences, MAX_DROPPED_SHARE);
+    let (candidate_kept, candidate_outside) =
+        stats::filter_capped(candidate, fences, MAX_DROPPED_SHARE);
+    let capped = |side: &str, kept: &stats::Filtered, outside: usize, total: usize| {
+        (outside > kept.dropped).then(|| {
+            format!(
+                "{outside} of the {side}'s {total} samples ({:.0} %) lie outside the outlier fences: \
+                 more than a heavy tail explains, so only the {} farthest were dropped",
+                outside as f64 / total as f64 * 100.0,
+                kept.dropped
+            )
+        })
+    };
+    let notes: Vec<String> = [
+        capped("baseline", &baseline_kept, baseline_outside, baseline.len()),
+        capped(
+            "candidate",
+            &candidate_kept,
+            candidate_outside,
+            candidate.len(),
+        ),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let filter_capped = (!notes.is_empty()).then(|| notes.join("; "));
     if baseline_kept.kept.len() < 2 || candidate_kept.kept.len() < 2 {
         return None;
     }
@@ -111,6 +145,7 @@ pub fn compare(baseline: &[f64], candidate: &[f64], gate: &GateSettings) -> Opti
         candidate: candidate_summary,
         baseline_dropped: baseline_kept.dropped,
         candidate_dropped: candidate_kept.dropped,
+        filter_capped,
     })
 }
 
@@ -257,6 +292,82 @@ mod tests {
         assert_eq!(comparison.candidate_dropped, 2);
         assert_eq!(comparison.candidate.n, 48);
         assert_eq!(comparison.verdict, Verdict::Unchanged);
+    }
+
+    /// The deterministic reproduction: 200 baseline samples at ~100 µs, 50 candidate samples at
+    /// ~200 µs. Fences from the raw pooled samples sat inside the baseline's cluster and dropped
+    /// every candidate sample.
+    fn ramp(base: f64, n: usize) -> Vec<f64> {
+        (0..n).map(|i| base + (i % 10) as f64 * 0.1).collect()
+    }
+
+    #[test]
+    fn unequal_sample_counts_do_not_hide_a_regression() {
+        let gate = GateSettings::default();
+        for (n_base, n_cand) in [(200, 50), (50, 200), (100, 20), (20, 100), (200, 5)] {
+            let comparison = compare(&ramp(100.0, n_base), &ramp(200.0, n_cand), &gate).unwrap();
+            assert_eq!(
+                comparison.verdict,
+                Verdict::Regressed,
+                "{n_base}/{n_cand}: {comparison:?}"
+            );
+            assert_eq!(
+                (comparison.baseline_dropped, comparison.candidate_dropped),
+                (0, 0)
+            );
+            let faster = compare(&ramp(200.0, n_base), &ramp(100.0, n_cand), &gate).unwrap();
+            assert_eq!(faster.verdict, Verdict::Improved, "{n_base}/{n_cand}");
+        }
+        // Noisy sides, 1.5x slower with five times fewer samples.
+        let comparison = compare(&noisy(100.0, 100, 0), &noisy(150.0, 20, 3), &gate).unwrap();
+        assert_eq!(comparison.verdict, Verdict::Regressed, "{comparison:?}");
+    }
+
+    #[test]
+    fn outlier_fences_do_not_depend_on_how_many_samples_a_side_has() {
+        let base = noisy(100.0, 50, 0);
+        let mut cand = noisy(103.0, 50, 1);
+        cand.extend([300.0, 900.0]);
+        let fences = stats::balanced_fences(&[&base, &cand], Some(1.5));
+        let repeat = |side: &[f64], times: usize| -> Vec<f64> {
+            (0..times).flat_map(|_| side.iter().copied()).collect()
+        };
+        for (bt, ct) in [(4, 1), (1, 4), (3, 7)] {
+            let scaled =
+                stats::balanced_fences(&[&repeat(&base, bt), &repeat(&cand, ct)], Some(1.5));
+            let (a, b) = (fences.unwrap(), scaled.unwrap());
+            assert!(
+                (a.0 - b.0).abs() < 0.1 && (a.1 - b.1).abs() < 0.1,
+                "{a:?} vs {b:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_filter_never_drops_more_than_a_quarter_of_a_side_and_says_so() {
+        // 30 % of the candidate's samples are 10x slower: not a tail to trim but the kernel's
+        // behaviour. Trimming them would call it unchanged.
+        let gate = GateSettings::default();
+        let base = ramp(100.0, 50);
+        let mut cand = ramp(100.0, 35);
+        cand.extend([1000.0; 15]);
+        let comparison = compare(&base, &cand, &gate).unwrap();
+        assert_eq!(comparison.verdict, Verdict::Regressed, "{comparison:?}");
+        assert_eq!(comparison.candidate_dropped, 12);
+        assert_eq!(comparison.baseline_dropped, 0);
+        let why = comparison.filter_capped.unwrap();
+        assert!(
+            why.contains("15 of the candidate's 50 samples (30 %)")
+                && why.contains("only the 12 farthest were dropped"),
+            "{why}"
+        );
+        // A tail within the allowance is still trimmed, with no note.
+        let mut tail = ramp(100.0, 45);
+        tail.extend([1000.0; 5]);
+        let trimmed = compare(&base, &tail, &gate).unwrap();
+        assert_eq!(trimmed.candidate_dropped, 5);
+        assert_eq!(trimmed.filter_capped, None);
+        assert_eq!(trimmed.verdict, Verdict::Unchanged);
     }
 
     #[test]

@@ -111,6 +111,9 @@ pub struct ShapeResult {
     pub correct: Option<bool>,
     pub max_abs_err: Option<f64>,
     pub max_rel_err: Option<f64>,
+    /// Relative L2 error of the output, ‖got − want‖₂ / ‖want‖₂, where the harness reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rel_l2_err: Option<f64>,
     /// Why the verdict is what it is, when that is not obvious (errors, missing baselines).
     pub message: Option<String>,
     /// The end of the harness's stderr, for errors and incorrect results.
@@ -161,6 +164,7 @@ impl ShapeResult {
             correct: None,
             max_abs_err: None,
             max_rel_err: None,
+            rel_l2_err: None,
             message: None,
             stderr_tail: None,
             baseline_commit: None,
@@ -194,6 +198,7 @@ impl ShapeResult {
         result.correct = measurement.correct;
         result.max_abs_err = measurement.max_abs_err;
         result.max_rel_err = measurement.max_rel_err;
+        result.rel_l2_err = measurement.rel_l2_err;
         result.details = measurement.details.clone();
         result.candidate_samples_us = measurement.samples_us.clone();
         if measurement.correct == Some(false) {
@@ -222,11 +227,13 @@ impl ShapeResult {
         result.baseline_samples_us = samples.to_vec();
         result.baseline_commit = commit.map(str::to_string);
         match compare::compare(samples, &measurement.samples_us, gate) {
-            Some(comparison) => result.set_comparison(&comparison),
+            Some(comparison) => {
+                result.set_comparison(&comparison);
+                result.message = comparison.filter_capped;
+            }
             None => {
                 result.verdict = Verdict::Inconclusive;
-                result.message =
-                    Some("fewer than 2 samples a side survived outlier filtering".to_string());
+                result.message = Some("fewer than 2 samples on a side".to_string());
             }
         }
         result
@@ -395,6 +402,7 @@ impl ShapeResult {
             correct: if incorrect { Some(false) } else { self.correct },
             max_abs_err: self.max_abs_err,
             max_rel_err: self.max_rel_err,
+            rel_l2_err: self.rel_l2_err,
             device: self.device.clone(),
             message: if incorrect {
                 self.message.clone()
@@ -475,6 +483,7 @@ mod tests {
             correct,
             max_abs_err: None,
             max_rel_err: None,
+            rel_l2_err: None,
             device: Some("GPU".into()),
             message: None,
             details: None,

@@ -12,43 +12,129 @@ pub struct Filtered {
     pub dropped: usize,
 }
 
-/// Tukey's fences `[Q1 - k·IQR, Q3 + k·IQR]` of `samples`, or `None` to keep everything.
+/// Tukey's fences `[Q1 - k·IQR, Q3 + k·IQR]` of one set of `samples`, or `None` to keep
+/// everything. See [`balanced_fences`] for the two-sided case the gate uses.
+pub fn tukey_fences(samples: &[f64], fence: Option<f64>) -> Option<(f64, f64)> {
+    balanced_fences(&[samples], fence)
+}
+
+/// Tukey's fences of the *equal-weight mixture* of `sides`: each side carries the same total
+/// weight, whatever its sample count.
 ///
 /// GPU timings have heavy right tails (preemption, clock changes, a stray context switch): a
 /// handful of 2–20× samples moves the mean and inflates the variance enough to hide a real
-/// regression or invent one. Callers compute the fences from baseline and candidate *pooled*:
-/// fences drawn per side would treat the two sides differently (a minority mode of 24 % of one
-/// side dropped, 26 % of the other kept) and invent a shift; pooled fences drop the same values
-/// on both sides, and a genuine shift of the candidate widens them rather than being cut off.
+/// regression or invent one. The fences are drawn from both sides together: fences drawn per
+/// side would treat the two sides differently (a minority mode of 24 % of one side dropped, 26 %
+/// of the other kept) and invent a shift, while shared fences drop the same values on both
+/// sides, and a genuine shift of the candidate widens them rather than being cut off by them.
+/// Pooling the raw samples would let the side with more samples own the quartiles: 200 baseline
+/// samples at 100 µs and 50 candidate samples at 200 µs pool to Q1 = Q3 ≈ 100, and the whole
+/// candidate falls outside. Weighting each side equally keeps both sides inside the middle half
+/// of the mixture's mass, so the fences are the same whichever side has more samples.
+///
 /// When the IQR is zero (quantised timers on very short kernels) the fence width is floored at
 /// 0.1 % of the median so identical-looking samples are not all thrown away.
-pub fn tukey_fences(samples: &[f64], fence: Option<f64>) -> Option<(f64, f64)> {
+pub fn balanced_fences(sides: &[&[f64]], fence: Option<f64>) -> Option<(f64, f64)> {
     let k = fence?;
-    if samples.len() < 4 {
+    let sides: Vec<&[f64]> = sides.iter().copied().filter(|s| !s.is_empty()).collect();
+    if sides.iter().map(|s| s.len()).sum::<usize>() < 4 {
         return None;
     }
-    let mut data = Data::new(samples.to_vec());
-    let q1 = data.lower_quartile();
-    let q3 = data.upper_quartile();
-    let median = data.median();
+    let mut weighted: Vec<(f64, f64)> = sides
+        .iter()
+        .flat_map(|side| {
+            let weight = 1.0 / (side.len() as f64 * sides.len() as f64);
+            side.iter().map(move |value| (*value, weight))
+        })
+        .collect();
+    weighted.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let q1 = weighted_quantile(&weighted, 0.25);
+    let q3 = weighted_quantile(&weighted, 0.75);
+    let median = weighted_quantile(&weighted, 0.5);
     let spread = (q3 - q1).max(median.abs() * 1e-3);
     Some((q1 - k * spread, q3 + k * spread))
 }
 
+/// The `q` quantile of sorted `(value, weight)` pairs whose weights sum to 1: each value owns
+/// the middle of its weight's span, and the quantile is interpolated linearly between those
+/// midpoints (Hazen's rule; with equal weights it is the usual `(i - 0.5) / n` plotting
+/// position).
+fn weighted_quantile(sorted: &[(f64, f64)], q: f64) -> f64 {
+    let mut below = 0.0;
+    let mut previous: Option<(f64, f64)> = None;
+    for &(value, weight) in sorted {
+        let position = below + weight / 2.0;
+        if position >= q {
+            return match previous {
+                Some((prev_value, prev_position)) if position > prev_position => {
+                    let t = (q - prev_position) / (position - prev_position);
+                    prev_value + t * (value - prev_value)
+                }
+                _ => value,
+            };
+        }
+        previous = Some((value, position));
+        below += weight;
+    }
+    previous.map_or(f64::NAN, |(value, _)| value)
+}
+
 /// Keeps the samples inside `fences` (all of them for `None`).
 pub fn filter(samples: &[f64], fences: Option<(f64, f64)>) -> Filtered {
-    let kept: Vec<f64> = match fences {
-        Some((low, high)) => samples
-            .iter()
-            .copied()
-            .filter(|sample| (low..=high).contains(sample))
-            .collect(),
-        None => samples.to_vec(),
+    filter_capped(samples, fences, 1.0).0
+}
+
+/// Like [`filter`], but drops at most `max_share` of `samples`: when more lie outside the
+/// fences, only the farthest outside are dropped. Returns how many the fences alone would have
+/// dropped, so the caller can say the cap was reached.
+///
+/// A heavy tail is a minority of samples; when the fences would remove more than that, they are
+/// cutting into what the kernel actually does (a slow mode in a third of its runs), and hiding
+/// it would hide a regression.
+pub fn filter_capped(
+    samples: &[f64],
+    fences: Option<(f64, f64)>,
+    max_share: f64,
+) -> (Filtered, usize) {
+    let Some((low, high)) = fences else {
+        return (
+            Filtered {
+                kept: samples.to_vec(),
+                dropped: 0,
+            },
+            0,
+        );
     };
-    Filtered {
-        dropped: samples.len() - kept.len(),
-        kept,
+    let distance_outside = |sample: f64| (low - sample).max(sample - high);
+    let mut outside: Vec<(usize, f64)> = samples
+        .iter()
+        .enumerate()
+        .map(|(index, sample)| (index, distance_outside(*sample)))
+        .filter(|(_, distance)| *distance > 0.0 || distance.is_nan())
+        .collect();
+    let would_drop = outside.len();
+    let cap = (samples.len() as f64 * max_share).floor() as usize;
+    // Farthest first; the stable sort keeps sample order among equals, so the result is
+    // deterministic.
+    outside.sort_by(|a, b| b.1.total_cmp(&a.1));
+    outside.truncate(cap);
+    let mut dropped = vec![false; samples.len()];
+    for (index, _) in &outside {
+        dropped[*index] = true;
     }
+    let kept: Vec<f64> = samples
+        .iter()
+        .zip(&dropped)
+        .filter(|(_, gone)| !**gone)
+        .map(|(sample, _)| *sample)
+        .collect();
+    (
+        Filtered {
+            dropped: samples.len() - kept.len(),
+            kept,
+        },
+        would_drop,
+    )
 }
 
 /// Location and spread of one side's samples.

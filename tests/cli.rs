@@ -924,3 +924,41 @@ fn every_command_has_help_with_examples() {
             .stdout(predicate::str::contains("Examples:"));
     }
 }
+
+/// A harness that prints exactly the samples in `samples.json`, whatever it was asked for.
+const FIXED_SAMPLES_HARNESS: &str = r#"import json
+print(json.dumps({"samples_us": json.load(open("samples.json")), "device": "cpu"}))
+"#;
+
+#[test]
+fn a_regression_with_fewer_samples_than_the_baseline_fails_the_gate() {
+    let gates = r#"version: 1
+timing: {samples: 5}
+shapes:
+  a: {N: 1}
+  b: {N: 2}
+kernels:
+  - name: k
+    command: ["python3", "fixed.py"]
+    shapes: [a, b]
+"#;
+    let ramp = |base: f64, n: usize| -> Vec<f64> {
+        (0..n).map(|i| base + (i % 10) as f64 * 0.1).collect()
+    };
+    for (n_base, n_cand) in [(200, 50), (50, 200)] {
+        let project = Project::new(gates);
+        project.write("fixed.py", FIXED_SAMPLES_HARNESS);
+        project.write("samples.json", &json!(ramp(100.0, n_base)).to_string());
+        project.gatekeeper(&["baseline", "refresh"]).code(0);
+        project.commit("baseline");
+        project.write("samples.json", &json!(ramp(200.0, n_cand)).to_string());
+        project
+            .gatekeeper(&["check", "--against", "main", "--json", "out.json"])
+            .code(1);
+        assert_eq!(
+            verdicts(&project.json("out.json")),
+            ["a/regressed", "b/regressed"],
+            "{n_base} baseline vs {n_cand} candidate samples"
+        );
+    }
+}

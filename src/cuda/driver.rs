@@ -128,24 +128,31 @@ impl Drop for Gpu {
 }
 
 /// Device memory with guard bands on both sides. The kernel sees only the middle; the bands hold
-/// a known pattern, so a write past either end is caught even when it does not fault.
+/// copies of a guard element (NaN for floating types), so a write past either end is caught even
+/// when it does not fault, and a read past either end poisons what the kernel computes.
 pub struct Buffer {
     base: sys::CUdeviceptr,
     bytes: usize,
+    /// One guard band's contents.
+    band: Vec<u8>,
 }
 
 /// Guard band size: large enough to catch off-by-a-row writes, and keeps the payload aligned.
 pub const GUARD_BYTES: usize = 4096;
-const GUARD_PATTERN: u8 = 0xA5;
 
 impl Buffer {
-    pub fn new(bytes: usize) -> Result<Buffer> {
+    /// `guard` is one element of the pattern the bands hold; its size must divide
+    /// [`GUARD_BYTES`], so each band starts on an element boundary of the payload's type.
+    pub fn new(bytes: usize, guard: &[u8]) -> Result<Buffer> {
+        if guard.is_empty() || GUARD_BYTES % guard.len() != 0 {
+            return Err(format!("guard element of {} bytes", guard.len()));
+        }
         let total = bytes + 2 * GUARD_BYTES;
         let base = unsafe { cu::malloc_sync(total) }
             .map_err(|e| fail(&format!("cuMemAlloc({total} bytes)"), e))?;
-        let buffer = Buffer { base, bytes };
-        unsafe { cu::memset_d8_sync(base, GUARD_PATTERN, total) }
-            .map_err(|e| fail("cuMemsetD8", e))?;
+        let band = guard.iter().copied().cycle().take(GUARD_BYTES).collect();
+        let buffer = Buffer { base, bytes, band };
+        buffer.reset_guards()?;
         Ok(buffer)
     }
 
@@ -193,18 +200,16 @@ impl Buffer {
             cu::memcpy_dtoh_sync(&mut after, self.ptr() + self.bytes as u64)
                 .map_err(|e| fail("cuMemcpyDtoH", e))?;
         }
-        let damaged = |band: &[u8]| band.iter().filter(|b| **b != GUARD_PATTERN).count();
+        let damaged = |band: &[u8]| band.iter().zip(&self.band).filter(|(a, b)| a != b).count();
         Ok((damaged(&before), damaged(&after)))
     }
 
-    /// Restores the guard pattern (after damage was reported).
+    /// Writes the guard pattern into both bands (at creation, and after damage was reported).
     pub fn reset_guards(&self) -> Result<()> {
         unsafe {
-            cu::memset_d8_sync(self.base, GUARD_PATTERN, GUARD_BYTES)
-                .and_then(|()| {
-                    cu::memset_d8_sync(self.ptr() + self.bytes as u64, GUARD_PATTERN, GUARD_BYTES)
-                })
-                .map_err(|e| fail("cuMemsetD8", e))
+            cu::memcpy_htod_sync(self.base, &self.band)
+                .and_then(|()| cu::memcpy_htod_sync(self.ptr() + self.bytes as u64, &self.band))
+                .map_err(|e| fail("cuMemcpyHtoD", e))
         }
     }
 }

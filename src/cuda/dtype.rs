@@ -88,6 +88,31 @@ impl DType {
     }
 }
 
+impl DType {
+    /// What the guard bands around a tensor hold: a quiet NaN for the floating types, so a
+    /// kernel that reads past either end of an input computes NaN and fails the check instead
+    /// of reading a harmless small number; `i32::MIN` for i32, which wrecks any index or sum it
+    /// enters. Distinct from [`DType::sentinel`], so guard and payload are never confused.
+    pub fn guard(self) -> Vec<u8> {
+        match self {
+            DType::F32 => 0x7FC0_A5A5u32.to_le_bytes().to_vec(),
+            DType::F16 => 0x7EA5u16.to_le_bytes().to_vec(),
+            DType::Bf16 => 0x7FE5u16.to_le_bytes().to_vec(),
+            DType::Fp8E4m3 => vec![0x7F],
+            DType::I32 => i32::MIN.to_le_bytes().to_vec(),
+        }
+    }
+
+    /// The type of the buffer the reference writes for an output of this type: f32, except for
+    /// i32 outputs, which are compared exactly (f32 holds integers exactly only up to 2^24).
+    pub fn reference_type(self) -> DType {
+        match self {
+            DType::I32 => DType::I32,
+            _ => DType::F32,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,6 +155,21 @@ mod tests {
         assert_ne!(DType::Bf16.sentinel(), half::bf16::NAN.to_le_bytes());
         assert_eq!(
             DType::I32.decode(&DType::I32.sentinel()),
+            [f64::from(i32::MIN)]
+        );
+    }
+
+    #[test]
+    fn floating_guards_read_as_nan() {
+        for dtype in [DType::F32, DType::F16, DType::Bf16, DType::Fp8E4m3] {
+            let guard = dtype.guard();
+            assert_eq!(guard.len(), dtype.size());
+            assert!(dtype.decode(&guard)[0].is_nan(), "{}", dtype.name());
+        }
+        // Quiet NaNs: arithmetic on them yields NaN without trapping.
+        assert!(f32::from_le_bytes([0xA5, 0xA5, 0xC0, 0x7F]).is_nan());
+        assert_eq!(
+            DType::I32.decode(&DType::I32.guard()),
             [f64::from(i32::MIN)]
         );
     }

@@ -278,6 +278,7 @@ fn run(config_path: &Path) -> Result<Value, String> {
         "correct": true,
         "max_abs_err": finite_or_null(worst.max_abs),
         "max_rel_err": finite_or_null(worst.max_rel),
+        "rel_l2_err": finite_or_null(worst.rel_l2),
         "device": gpu.info.name,
         "details": details,
     }))
@@ -291,6 +292,7 @@ fn incorrect(gpu: &Gpu, mut details: Map<String, Value>, check: &Check, when: &s
         "message": format!("{} (in {when})", check.describe()),
         "max_abs_err": finite_or_null(check.max_abs),
         "max_rel_err": finite_or_null(check.max_rel),
+        "rel_l2_err": finite_or_null(check.rel_l2),
         "device": gpu.info.name,
         "details": details,
     })
@@ -450,11 +452,13 @@ impl Buffers {
         let mut reference_outputs = Vec::new();
         for tensor in &resolved.tensors {
             tensors.push(
-                Buffer::new(tensor.bytes()).map_err(|e| format!("tensor {}: {e}", tensor.name))?,
+                Buffer::new(tensor.bytes(), &tensor.dtype.guard())
+                    .map_err(|e| format!("tensor {}: {e}", tensor.name))?,
             );
             reference_outputs.push(if tensor.output {
+                let twin = tensor.dtype.reference_type();
                 Some(
-                    Buffer::new(tensor.numel * 4)
+                    Buffer::new(tensor.numel * twin.size(), &twin.guard())
                         .map_err(|e| format!("reference {}: {e}", tensor.name))?,
                 )
             } else {
@@ -608,6 +612,8 @@ struct Check {
     unwritten: usize,
     max_abs: f64,
     max_rel: f64,
+    /// The largest ‖got − want‖₂ / ‖want‖₂ over the outputs (0 where not computed).
+    rel_l2: f64,
     first: Option<String>,
     /// Failures that are not element mismatches: a modified input, a write out of bounds.
     problems: Vec<String>,
@@ -622,6 +628,7 @@ impl Check {
         self.total = self.total.max(other.total);
         self.max_abs = self.max_abs.max(other.max_abs);
         self.max_rel = self.max_rel.max(other.max_rel);
+        self.rel_l2 = self.rel_l2.max(other.rel_l2);
     }
 
     fn describe(&self) -> String {
@@ -671,7 +678,7 @@ fn verify(
         if tensor.output {
             buffers.tensors[index].fill(&tensor.dtype.sentinel())?;
             if let Some(twin) = &buffers.reference_outputs[index] {
-                twin.fill(&DType::F32.sentinel())?;
+                twin.fill(&tensor.dtype.reference_type().sentinel())?;
             }
         }
     }
@@ -717,21 +724,45 @@ fn verify(
         let Some(twin) = &buffers.reference_outputs[index] else {
             continue;
         };
-        let raw = buffers.tensors[index].download()?;
-        let got = tensor.dtype.decode(&raw);
-        let want = DType::F32.decode(&twin.download()?);
-        let sentinel = tensor.dtype.sentinel();
-        let untouched = raw
+        let got = buffers.tensors[index].download()?;
+        let want = twin.download()?;
+        check.compare_output(&tensor.name, tensor.dtype, &got, &want, tolerance)?;
+    }
+    Ok(check)
+}
+
+impl Check {
+    /// Compares one output's device bytes (`got`, of `dtype`) with the reference's (`want`, of
+    /// `dtype.reference_type()`): element-wise, then norm-wise.
+    ///
+    /// The element-wise test `|got − want| ≤ atol + rtol·|want|` accepts anything where every
+    /// |want| is below atol (a softmax over 65,536 columns, with atol = 1e-2, accepts zeros). The
+    /// norm-wise test ‖got − want‖₂ / ‖want‖₂ ≤ `rel_l2` cannot be passed that way: an all-zero,
+    /// constant or rescaled output is off by a large fraction of the answer's norm. i32 outputs
+    /// are compared exactly and have no norm test.
+    fn compare_output(
+        &mut self,
+        name: &str,
+        dtype: DType,
+        got_raw: &[u8],
+        want_raw: &[u8],
+        tolerance: Tolerance,
+    ) -> Result<(), String> {
+        let got = dtype.decode(got_raw);
+        let want = dtype.reference_type().decode(want_raw);
+        let sentinel = dtype.sentinel();
+        let untouched = got_raw
             .chunks_exact(sentinel.len())
             .map(|chunk| chunk == sentinel.as_slice());
+        let exact = dtype == DType::I32;
+        let (mut error_sq, mut want_sq) = (0.0f64, 0.0f64);
         for (element, ((g, w), unwritten)) in got.iter().zip(&want).zip(untouched).enumerate() {
             if !w.is_finite() {
                 return Err(format!(
-                    "the reference wrote {w} to {}[{element}]: it must produce finite values for every element",
-                    tensor.name
+                    "the reference wrote {w} to {name}[{element}]: it must produce finite values for every element"
                 ));
             }
-            check.total += 1;
+            self.total += 1;
             let abs = (g - w).abs();
             let rel = if *w == 0.0 {
                 if abs == 0.0 {
@@ -742,25 +773,56 @@ fn verify(
             } else {
                 abs / w.abs()
             };
-            let bad =
-                unwritten || !g.is_finite() || abs > tolerance.atol + tolerance.rtol * w.abs();
-            if g.is_finite() {
-                check.max_abs = check.max_abs.max(abs);
-                check.max_rel = check.max_rel.max(rel);
+            let allowed = if exact {
+                0.0
             } else {
-                check.max_abs = f64::INFINITY;
-                check.max_rel = f64::INFINITY;
+                tolerance.atol + tolerance.rtol * w.abs()
+            };
+            let bad = unwritten || !g.is_finite() || abs > allowed;
+            if g.is_finite() && !unwritten {
+                self.max_abs = self.max_abs.max(abs);
+                self.max_rel = self.max_rel.max(rel);
+                error_sq += abs * abs;
+            } else {
+                self.max_abs = f64::INFINITY;
+                self.max_rel = f64::INFINITY;
+                error_sq = f64::INFINITY;
             }
+            want_sq += w * w;
             if bad {
-                check.mismatches += 1;
-                check.unwritten += usize::from(unwritten);
-                if check.first.is_none() {
-                    check.first = Some(format!("{}[{element}] = {g}, expected {w}", tensor.name));
+                self.mismatches += 1;
+                self.unwritten += usize::from(unwritten);
+                if self.first.is_none() {
+                    self.first = Some(format!("{name}[{element}] = {g}, expected {w}"));
                 }
             }
         }
+        if exact || want_sq == 0.0 {
+            // Nothing to scale by: an all-zero answer is judged element by element.
+            return Ok(());
+        }
+        let rel_l2 = (error_sq / want_sq).sqrt();
+        self.rel_l2 = self.rel_l2.max(rel_l2);
+        let limit = tolerance.rel_l2_limit();
+        if rel_l2 > limit && rel_l2.is_finite() {
+            self.problems.push(format!(
+                "`{name}` is off by {} of the reference's norm (relative L2 error {rel_l2:.3e} > {limit:.0e}): \
+                 it fails the norm-wise check even where elements are within atol",
+                percent(rel_l2)
+            ));
+        }
+        Ok(())
     }
-    Ok(check)
+}
+
+/// `0.42` as "42 %", with enough digits for small shares.
+fn percent(share: f64) -> String {
+    let pct = share * 100.0;
+    if pct >= 10.0 {
+        format!("{pct:.0} %")
+    } else {
+        format!("{pct:.2} %")
+    }
 }
 
 struct Timing {
@@ -876,6 +938,112 @@ mod tests {
         assert_eq!(native_arch(8, 9), "sm_89");
         assert_eq!(native_arch(9, 0), "sm_90a");
         assert_eq!(native_arch(10, 0), "sm_100a");
+    }
+
+    /// A softmax row over 65,536 columns: every probability is far below atol = 1e-2.
+    fn softmax_row() -> Vec<f32> {
+        let logits: Vec<f32> = (0..65_536)
+            .map(|i| ((i * 7919) % 200) as f32 / 100.0 - 1.0)
+            .collect();
+        let total: f32 = logits.iter().map(|x| x.exp()).sum();
+        logits.iter().map(|x| x.exp() / total).collect()
+    }
+
+    fn judge(got: &[f32], want: &[f32], tolerance: Tolerance) -> Check {
+        let mut check = Check::default();
+        check
+            .compare_output(
+                "out",
+                DType::F32,
+                &DType::F32.encode(got),
+                &DType::F32.encode(want),
+                tolerance,
+            )
+            .unwrap();
+        check
+    }
+
+    const LOOSE: Tolerance = Tolerance {
+        atol: 1e-2,
+        rtol: 1e-2,
+        rel_l2: None,
+    };
+
+    #[test]
+    fn zero_constant_or_rescaled_outputs_fail_the_norm_check() {
+        let want = softmax_row();
+        let mean = 1.0 / want.len() as f32;
+        let cheats: [(&str, Vec<f32>); 3] = [
+            ("zeros", vec![0.0; want.len()]),
+            ("constant", vec![mean; want.len()]),
+            ("scaled", want.iter().map(|x| x * 0.9).collect()),
+        ];
+        for (name, got) in cheats {
+            let check = judge(&got, &want, LOOSE);
+            // Every element is within atol: only the norm-wise check can see it.
+            assert_eq!(check.mismatches, 0, "{name}");
+            assert!(!check.passed(), "{name} passed: {check:?}");
+            assert!(
+                check.describe().contains("relative L2 error"),
+                "{}",
+                check.describe()
+            );
+            assert!(check.rel_l2 > 0.05, "{name}: {}", check.rel_l2);
+        }
+        let zeros = judge(&vec![0.0; want.len()], &want, LOOSE);
+        assert!((zeros.rel_l2 - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_right_answer_with_rounding_error_passes_the_norm_check() {
+        let want = softmax_row();
+        // f16 rounding of every element (subnormal in f16 here): ~1e-3 relative.
+        let got: Vec<f32> = want
+            .iter()
+            .map(|x| half::f16::from_f32(*x).to_f32())
+            .collect();
+        let check = judge(&got, &want, LOOSE);
+        assert!(check.passed(), "{}", check.describe());
+        assert!(
+            check.rel_l2 > 0.0 && check.rel_l2 < 5e-3,
+            "{}",
+            check.rel_l2
+        );
+        // The limit is a key of its own.
+        let strict = Tolerance {
+            rel_l2: Some(1e-5),
+            ..LOOSE
+        };
+        assert!(!judge(&got, &want, strict).passed());
+        // An all-zero answer has no norm to scale by: element-wise only.
+        assert!(judge(&[0.0, 0.0], &[0.0, 0.0], LOOSE).passed());
+    }
+
+    #[test]
+    fn the_default_norm_limit_follows_a_looser_rtol() {
+        assert_eq!(LOOSE.rel_l2_limit(), 1e-2);
+        let loose = Tolerance { rtol: 0.1, ..LOOSE };
+        assert_eq!(loose.rel_l2_limit(), 0.1);
+    }
+
+    #[test]
+    fn i32_outputs_are_compared_exactly_beyond_f32_precision() {
+        // 2^24 + 1 has no f32: through f32 it reads as 2^24, so an off-by-one passed.
+        let want = [16_777_217i32, 5];
+        let got = [16_777_216i32, 5];
+        let bytes = |v: &[i32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        let mut check = Check::default();
+        check
+            .compare_output("idx", DType::I32, &bytes(&got), &bytes(&want), LOOSE)
+            .unwrap();
+        assert_eq!(check.mismatches, 1, "{check:?}");
+        assert!(check
+            .describe()
+            .contains("idx[0] = 16777216, expected 16777217"));
+        let mut same = Check::default();
+        same.compare_output("idx", DType::I32, &bytes(&want), &bytes(&want), LOOSE)
+            .unwrap();
+        assert!(same.passed());
     }
 
     #[test]

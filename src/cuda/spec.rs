@@ -143,6 +143,22 @@ pub struct ReferenceSpec {
 pub struct Tolerance {
     pub atol: f64,
     pub rtol: f64,
+    /// Largest relative L2 error ‖got − want‖₂ / ‖want‖₂ of an output; defaults to
+    /// [`Tolerance::DEFAULT_REL_L2`] or `rtol`, whichever is larger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rel_l2: Option<f64>,
+}
+
+impl Tolerance {
+    pub const DEFAULT_REL_L2: f64 = 1e-2;
+
+    /// The norm-wise limit in force: `rel_l2` when set, else the larger of 1e-2 and `rtol`
+    /// (outputs whose every element is off by rtol are off by rtol norm-wise too, so the default
+    /// does not reject what a looser rtol was chosen to accept).
+    pub fn rel_l2_limit(&self) -> f64 {
+        self.rel_l2
+            .unwrap_or_else(|| Self::DEFAULT_REL_L2.max(self.rtol))
+    }
 }
 
 #[derive(
@@ -332,6 +348,14 @@ pub fn check(spec: &CudaSpec) -> Vec<(String, String)> {
             "tolerance".into(),
             "atol and rtol must be finite and non-negative".into(),
         ));
+    }
+    if let Some(rel_l2) = tolerance.rel_l2 {
+        if !(rel_l2 > 0.0 && rel_l2 <= 1.0) {
+            problems.push((
+                "tolerance.rel_l2".into(),
+                format!("must be in (0, 1], got {rel_l2}"),
+            ));
+        }
     }
     if !(1..=100).contains(&spec.trials) {
         problems.push((

@@ -2,7 +2,7 @@
 //!
 //! gatekeeper runs the program in the config's folder with the job in environment variables;
 //! the last non-empty line of its stdout is a JSON object with `samples_us` and, optionally,
-//! `correct`, `max_abs_err`, `max_rel_err` and `device`. Everything else it prints is ignored.
+//! `correct`, `max_abs_err`, `max_rel_err`, `rel_l2_err` and `device`. Everything else it prints is ignored.
 
 use std::io::Read;
 use std::os::unix::process::CommandExt;
@@ -46,6 +46,7 @@ struct Report {
     correct: Option<bool>,
     max_abs_err: Option<f64>,
     max_rel_err: Option<f64>,
+    rel_l2_err: Option<f64>,
     device: Option<String>,
     /// Why the output is wrong, when `correct` is false.
     message: Option<String>,
@@ -132,6 +133,7 @@ impl Harness for CommandHarness {
             correct: report.correct,
             max_abs_err: report.max_abs_err,
             max_rel_err: report.max_rel_err,
+            rel_l2_err: report.rel_l2_err,
             device: report.device,
             message: report.message,
             details: report.details,
@@ -275,6 +277,7 @@ fn parse_report(stdout: &str, launch_only: bool) -> Result<Report, String> {
     for (key, value) in [
         ("max_abs_err", report.max_abs_err),
         ("max_rel_err", report.max_rel_err),
+        ("rel_l2_err", report.rel_l2_err),
     ] {
         if value.is_some_and(|v| v.is_nan() || v < 0.0) {
             return Err(format!("the harness reported an invalid {key}"));

@@ -26,6 +26,9 @@ pub struct Measurement {
     pub correct: Option<bool>,
     pub max_abs_err: Option<f64>,
     pub max_rel_err: Option<f64>,
+    /// Relative L2 error of the output, ‖got − want‖₂ / ‖want‖₂.
+    #[serde(default)]
+    pub rel_l2_err: Option<f64>,
     /// The device the samples came from; selects the baseline folder.
     pub device: Option<String>,
     /// The harness's explanation of a wrong result.

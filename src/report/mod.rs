@@ -161,6 +161,7 @@ pub(crate) mod fixture {
             correct: None,
             max_abs_err: None,
             max_rel_err: None,
+            rel_l2_err: None,
             message: None,
             stderr_tail: None,
             baseline_commit: None,
