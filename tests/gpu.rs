@@ -167,6 +167,72 @@ fn every_broken_kernel_is_caught_with_the_right_verdict() {
 
 #[test]
 #[ignore = "needs an NVIDIA GPU: scripts/gpu-tests.sh runs it on one"]
+fn cheats_within_atol_reads_past_the_end_and_big_integers_are_caught() {
+    let dir = fixtures();
+    let kernels = "softmax,softmax_zeros,softmax_constant,softmax_scaled,read_past_end,big_ints,big_ints_off_by_one,widen_dtypes";
+    let (code, _, _) = gatekeeper(
+        dir.path(),
+        &["check", "--kernels", kernels, "--json", "out.json"],
+    );
+    assert_eq!(code, 1, "the cheats must fail the gate");
+    let run: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("out.json")).unwrap())
+            .unwrap();
+    let verdict = |k: &str, s: &str| result(&run, k, s)["verdict"].as_str().unwrap().to_string();
+    for (kernel, shape) in [
+        ("softmax", "row64k"),
+        ("big_ints", "small"),
+        ("widen_dtypes", "small"),
+    ] {
+        assert_eq!(
+            verdict(kernel, shape),
+            "no_baseline",
+            "{kernel}/{shape}: {}",
+            message(&run, kernel, shape)
+        );
+    }
+    let honest = result(&run, "softmax", "row64k")["rel_l2_err"]
+        .as_f64()
+        .unwrap();
+    assert!(honest < 1e-5, "the honest softmax is off by {honest} in L2");
+    // Zeros, a constant and a 0.9x copy: every element within atol = 1e-2, yet wrong.
+    for (kernel, at_least) in [
+        ("softmax_zeros", 0.99),
+        ("softmax_constant", 0.1),
+        ("softmax_scaled", 0.099),
+    ] {
+        assert_eq!(verdict(kernel, "row64k"), "incorrect", "{kernel}");
+        let text = message(&run, kernel, "row64k");
+        assert!(text.contains("relative L2 error"), "{kernel}: {text}");
+        let rel_l2 = result(&run, kernel, "row64k")["rel_l2_err"]
+            .as_f64()
+            .unwrap();
+        assert!(rel_l2 >= at_least, "{kernel}: relative L2 error {rel_l2}");
+        assert_eq!(
+            result(&run, kernel, "row64k")["max_abs_err"]
+                .as_f64()
+                .map(|e| e < 1e-2),
+            Some(true)
+        );
+    }
+    // x[N] lies in the guard band, which reads as NaN.
+    assert_eq!(verdict("read_past_end", "small"), "incorrect");
+    let text = message(&run, "read_past_end", "small");
+    assert!(
+        text.contains("1 / 4,096 elements incorrect") && text.contains("out[4095] = NaN"),
+        "{text}"
+    );
+    // 2^24 + 1 read through f32 is 2^24: only an exact comparison sees the off-by-one.
+    assert_eq!(verdict("big_ints_off_by_one", "small"), "incorrect");
+    let text = message(&run, "big_ints_off_by_one", "small");
+    assert!(
+        text.contains("out[0] = 16777216, expected 16777217"),
+        "{text}"
+    );
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU: scripts/gpu-tests.sh runs it on one"]
 fn an_unchanged_kernel_passes_and_a_slower_build_fails() {
     let dir = fixtures();
     let (code, _, _) = gatekeeper(dir.path(), &["baseline", "refresh", "--kernels", "work"]);
