@@ -176,9 +176,9 @@ fn save_run_record(
         .map(|c| &c[..c.len().min(12)])
         .unwrap_or("no-commit");
     let name = format!("{}-{commit}.json", started_at.format("%Y%m%dT%H%M%S%.3fZ"));
-    let path = dir.join(name);
-    atomic::write(&path, Json.render(run).as_bytes())?;
-    Ok(path)
+    // Checks started in the same millisecond on one commit (parallel CI jobs in one checkout)
+    // get `-2`, `-3`… rather than overwriting each other.
+    atomic::write_new(&dir.join(name), Json.render(run).as_bytes())
 }
 
 /// A hash of what decides the plan and its baselines, so shards of one check can be told from
