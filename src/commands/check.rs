@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use super::{finish, harness_for, measure_all, run_settings, ReportPaths};
 use crate::atomic;
-use crate::baseline::{self, BaselineSet, Source};
+use crate::baseline::{BaselineSet, Source};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::exit;
@@ -58,8 +58,7 @@ pub fn run(options: &CheckOptions) -> Result<u8> {
                 job.shape,
                 outcome,
                 |device| {
-                    let slug = baseline::device_slug(device);
-                    let found = match baselines.shape(&slug, &job.kernel.name, job.shape) {
+                    let found = match baselines.shape(device, &job.kernel.name, job.shape) {
                         Ok(found) => found,
                         Err(why) => return BaselineLookup::Missing(why),
                     };
