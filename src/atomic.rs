@@ -189,11 +189,15 @@ fn sweep_stale_temps(folder: &Path) {
         if !(name.starts_with(".gatekeeper-") && name.ends_with(".tmp")) {
             continue;
         }
-        let stale = entry.metadata().ok().filter(|m| m.file_type().is_file()).and_then(|m| {
-            m.modified()
-                .ok()
-                .and_then(|modified| now.duration_since(modified).ok())
-        });
+        let stale = entry
+            .metadata()
+            .ok()
+            .filter(|m| m.file_type().is_file())
+            .and_then(|m| {
+                m.modified()
+                    .ok()
+                    .and_then(|modified| now.duration_since(modified).ok())
+            });
         if stale.is_some_and(|age| age >= STALE_TEMP) {
             let _ = std::fs::remove_file(entry.path());
         }

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
+use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 use crate::atomic;
@@ -366,7 +367,8 @@ pub struct Written {
 
 /// What `baselines/.gitignore` holds, so a temporary file left by a killed write is never
 /// committed with `git add baselines`.
-const GITIGNORE: &str = "# Temporary files of an interrupted gatekeeper write; never baselines.\n.gatekeeper-*.tmp\n";
+const GITIGNORE: &str =
+    "# Temporary files of an interrupted gatekeeper write; never baselines.\n.gatekeeper-*.tmp\n";
 
 /// Checks, before anything is measured, that baselines can be written under `dir`.
 pub fn check_writable(dir: &Path) -> Result<()> {
@@ -466,7 +468,7 @@ pub fn write_all(dir: &Path, updates: &[Update]) -> Result<Vec<Written>> {
 }
 
 /// Creates and locks a device folder; the lock lasts as long as the returned handle.
-fn lock_folder(folder: &Path) -> Result<std::fs::File> {
+fn lock_folder(folder: &Path) -> Result<Flock<std::fs::File>> {
     if folder.exists() && !folder.is_dir() {
         return Err(Error::Usage(format!(
             "{}: is a file, not a folder; this device's baselines go there",
@@ -475,8 +477,8 @@ fn lock_folder(folder: &Path) -> Result<std::fs::File> {
     }
     std::fs::create_dir_all(folder).map_err(|err| Error::io(folder, err))?;
     let handle = std::fs::File::open(folder).map_err(|err| Error::io(folder, err))?;
-    handle.lock().map_err(|err| Error::io(folder, err))?;
-    Ok(handle)
+    Flock::lock(handle, FlockArg::LockExclusive)
+        .map_err(|(_, errno)| Error::io(folder, errno.into()))
 }
 
 /// The file at `path` as it is now (read under the folder's lock), with its mode, or an empty
@@ -544,8 +546,10 @@ mod tests {
             let slug = device_slug(Some(name));
             assert!(slug.len() <= 64, "{slug}");
             assert!(
-                slug.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'),
+                slug.bytes().all(|b| b.is_ascii_lowercase()
+                    || b.is_ascii_digit()
+                    || b == b'-'
+                    || b == b'_'),
                 "{slug}"
             );
             assert!(!slug.starts_with(['-', '.']), "{slug}");

@@ -77,7 +77,9 @@ fn a_symlinked_report_is_written_through_and_the_link_kept() {
     let project = Project::new(GATES);
     project.write("artifacts/report.json", "old");
     symlink("artifacts/report.json", project.path().join("report.json")).unwrap();
-    project.gatekeeper(&["check", "--json", "report.json"]).code(0);
+    project
+        .gatekeeper(&["check", "--json", "report.json"])
+        .code(0);
     let link = project.path().join("report.json");
     assert!(std::fs::symlink_metadata(&link)
         .unwrap()
@@ -109,7 +111,9 @@ fn a_device_that_refuses_the_report_is_an_error_naming_it() {
     project
         .gatekeeper(&["check", "--markdown", "full"])
         .code(2)
-        .stderr(predicate::str::contains("error: full: No space left on device"));
+        .stderr(predicate::str::contains(
+            "error: full: No space left on device",
+        ));
     assert!(std::fs::symlink_metadata(project.path().join("full"))
         .unwrap()
         .file_type()
@@ -123,10 +127,7 @@ fn a_report_link_into_a_missing_folder_stops_before_measuring() {
     project
         .gatekeeper(&["check", "--json", "report.json"])
         .code(2)
-        .stderr(
-            predicate::str::contains("report.json")
-                .and(predicate::str::contains("[1/").not()),
-        );
+        .stderr(predicate::str::contains("report.json").and(predicate::str::contains("[1/").not()));
 }
 
 // Baselines: concurrent refreshes, modes, leftovers.
@@ -144,12 +145,21 @@ fn concurrent_partial_refreshes_of_one_file_both_land() {
             assert!(output.status.success(), "{output:?}");
         }
         let after = read_json(&project.baseline_path());
-        assert_ne!(before["shapes"]["small"], after["shapes"]["small"], "trial {trial}");
-        assert_ne!(before["shapes"]["long"], after["shapes"]["long"], "trial {trial}");
+        assert_ne!(
+            before["shapes"]["small"], after["shapes"]["small"],
+            "trial {trial}"
+        );
+        assert_ne!(
+            before["shapes"]["long"], after["shapes"]["long"],
+            "trial {trial}"
+        );
         assert_eq!(before["shapes"]["mission"], after["shapes"]["mission"]);
     }
     // The lock is on the folder itself: nothing is left beside the baseline.
-    assert_eq!(names_in(&project.path().join("baselines/test-gpu")), ["attn.json"]);
+    assert_eq!(
+        names_in(&project.path().join("baselines/test-gpu")),
+        ["attn.json"]
+    );
 }
 
 #[test]
@@ -157,7 +167,10 @@ fn written_files_follow_the_umask_and_an_existing_file_keeps_its_mode() {
     let project = Project::new(QUICK);
     let output = with_umask(&project, "022", "baseline refresh");
     assert!(output.status.success(), "{output:?}");
-    assert_eq!(mode(&project.path().join("baselines/test-gpu/attn.json")), 0o644);
+    assert_eq!(
+        mode(&project.path().join("baselines/test-gpu/attn.json")),
+        0o644
+    );
     let output = with_umask(&project, "022", "check --json out.json");
     assert!(output.status.success(), "{output:?}");
     assert_eq!(mode(&project.path().join("out.json")), 0o644);
@@ -190,19 +203,17 @@ fn a_temp_file_left_by_a_killed_write_is_never_committed_and_is_swept_later() {
         .join("baselines/test-gpu/.gatekeeper-Kx3b9Q.tmp");
     std::fs::write(&leftover, "{\"format\": 1, \"kern").unwrap();
     project.commit("after a killed refresh");
-    let tree = project
-        .repo
-        .head()
-        .unwrap()
-        .peel_to_tree()
-        .unwrap();
+    let tree = project.repo.head().unwrap().peel_to_tree().unwrap();
     let mut paths = Vec::new();
     tree.walk(git2::TreeWalkMode::PreOrder, |root, entry| {
         paths.push(format!("{root}{}", entry.name().unwrap_or("")));
         git2::TreeWalkResult::Ok
     })
     .unwrap();
-    assert!(paths.iter().any(|p| p == "baselines/.gitignore"), "{paths:?}");
+    assert!(
+        paths.iter().any(|p| p == "baselines/.gitignore"),
+        "{paths:?}"
+    );
     assert!(!paths.iter().any(|p| p.ends_with(".tmp")), "{paths:?}");
 
     // It does not make the tree dirty either, and the next write sweeps it once it is stale.
@@ -455,8 +466,15 @@ fn commit_with_entry(project: &Project, path: &[&str], oid: git2::Oid, mode: i32
     let tree_id = replace(repo, Some(&head.tree().unwrap()), path, oid, mode);
     let tree = repo.find_tree(tree_id).unwrap();
     let signature = git2::Signature::now("test", "test@example.com").unwrap();
-    repo.commit(Some("HEAD"), &signature, &signature, "odd tree", &tree, &[&head])
-        .unwrap();
+    repo.commit(
+        Some("HEAD"),
+        &signature,
+        &signature,
+        "odd tree",
+        &tree,
+        &[&head],
+    )
+    .unwrap();
 }
 
 fn against_main_exits_2_naming(project: &Project, path: &str, kind: &str) {
@@ -523,10 +541,11 @@ fn against_a_ref_whose_baselines_are_not_plain_folders_and_files_exits_2() {
 
     let project = Project::with_committed_baseline(GATES);
     let link = project.repo.blob(b"../attn.json").unwrap();
-    commit_with_entry(&project, &["baselines", "test-gpu", "attn.json"], link, 0o120000);
-    against_main_exits_2_naming(
+    commit_with_entry(
         &project,
-        "baselines/test-gpu/attn.json",
-        "a symbolic link",
+        &["baselines", "test-gpu", "attn.json"],
+        link,
+        0o120000,
     );
+    against_main_exits_2_naming(&project, "baselines/test-gpu/attn.json", "a symbolic link");
 }
