@@ -17,6 +17,38 @@ pub struct HeadState {
     pub dirty: bool,
 }
 
+/// What a path in a git tree is. Only folders and regular files hold baselines: a link is not
+/// followed inside a tree, and a submodule's commit is not in this repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    Folder,
+    File,
+    Symlink,
+    Submodule,
+}
+
+impl EntryKind {
+    fn of(entry: &git2::TreeEntry<'_>) -> EntryKind {
+        match (entry.kind(), entry.filemode()) {
+            (Some(git2::ObjectType::Tree), _) => EntryKind::Folder,
+            (Some(git2::ObjectType::Commit), _) => EntryKind::Submodule,
+            (_, mode) if mode == i32::from(git2::FileMode::Link) => EntryKind::Symlink,
+            (_, mode) if mode == i32::from(git2::FileMode::Commit) => EntryKind::Submodule,
+            _ => EntryKind::File,
+        }
+    }
+
+    /// As a sentence reads it: "is a symbolic link".
+    pub fn describe(self) -> &'static str {
+        match self {
+            EntryKind::Folder => "a folder",
+            EntryKind::File => "a file",
+            EntryKind::Symlink => "a symbolic link",
+            EntryKind::Submodule => "a submodule",
+        }
+    }
+}
+
 /// A ref the user named, and what it resolved to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolvedRef {
@@ -130,39 +162,53 @@ impl Repo {
             })
     }
 
-    /// The bytes of `path` (relative to the repository root) in `commit`'s tree, or `None`.
-    pub fn read_file(&self, commit: git2::Oid, path: &Path) -> Result<Option<Vec<u8>>> {
+    /// What `path` (relative to the repository root) is in `commit`'s tree, or `None`.
+    pub fn kind(&self, commit: git2::Oid, path: &Path) -> Result<Option<EntryKind>> {
         let tree = self.tree(commit)?;
-        let entry = match tree.get_path(path) {
-            Ok(entry) => entry,
-            Err(err) if err.code() == git2::ErrorCode::NotFound => return Ok(None),
-            Err(err) => return Err(self.read_error(commit, path, err)),
-        };
-        let object = entry
-            .to_object(&self.inner)
-            .map_err(|err| self.read_error(commit, path, err))?;
-        Ok(object.as_blob().map(|blob| blob.content().to_vec()))
+        match tree.get_path(path) {
+            Ok(entry) => Ok(Some(EntryKind::of(&entry))),
+            Err(err) if err.code() == git2::ErrorCode::NotFound => Ok(None),
+            Err(err) => Err(self.read_error(commit, path, err)),
+        }
     }
 
-    /// Names of the sub-folders of `path` in `commit`'s tree (empty when it does not exist).
-    pub fn list_dirs(&self, commit: git2::Oid, path: &Path) -> Result<Vec<String>> {
+    /// The bytes of the regular file `path` in `commit`'s tree. Call [`Repo::kind`] first: a
+    /// path that is not a file is an error.
+    pub fn read_file(&self, commit: git2::Oid, path: &Path) -> Result<Vec<u8>> {
         let tree = self.tree(commit)?;
-        let sub = match tree.get_path(path) {
-            Ok(entry) => entry,
-            Err(err) if err.code() == git2::ErrorCode::NotFound => return Ok(Vec::new()),
-            Err(err) => return Err(self.read_error(commit, path, err)),
-        };
-        let Some(sub) = sub
-            .to_object(&self.inner)
-            .ok()
-            .and_then(|object| object.into_tree().ok())
-        else {
-            return Ok(Vec::new());
+        let object = tree
+            .get_path(path)
+            .and_then(|entry| entry.to_object(&self.inner))
+            .map_err(|err| self.read_error(commit, path, err))?;
+        match object.as_blob() {
+            Some(blob) => Ok(blob.content().to_vec()),
+            None => Err(Error::Git(format!(
+                "cannot read {} at {commit}: not a file",
+                path.display()
+            ))),
+        }
+    }
+
+    /// The entries of the folder `path` in `commit`'s tree, with what each is. Call
+    /// [`Repo::kind`] first: a path that is not a folder is an error.
+    pub fn list(&self, commit: git2::Oid, path: &Path) -> Result<Vec<(String, EntryKind)>> {
+        let tree = self.tree(commit)?;
+        let object = tree
+            .get_path(path)
+            .and_then(|entry| entry.to_object(&self.inner))
+            .map_err(|err| self.read_error(commit, path, err))?;
+        let Some(sub) = object.as_tree() else {
+            return Err(Error::Git(format!(
+                "cannot read {} at {commit}: not a folder",
+                path.display()
+            )));
         };
         Ok(sub
             .iter()
-            .filter(|entry| entry.kind() == Some(git2::ObjectType::Tree))
-            .filter_map(|entry| entry.name().ok().map(str::to_string))
+            .filter_map(|entry| {
+                let name = entry.name().ok()?.to_string();
+                Some((name, EntryKind::of(&entry)))
+            })
             .collect())
     }
 

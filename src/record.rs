@@ -56,7 +56,11 @@ pub struct RunRecord {
     /// Jobs in the whole plan, before sharding.
     #[serde(default)]
     pub plan_jobs: usize,
+    /// The settings as gates.yaml gave them. Read leniently (see [`lenient`]): gates.yaml is
+    /// strict about its keys, a stored record must not be.
+    #[serde(deserialize_with = "lenient")]
     pub gate: GateSettings,
+    #[serde(deserialize_with = "lenient")]
     pub timing: TimingSettings,
     /// Each kernel's peers (gates.yaml `peers`), kept so merged shards can compare again.
     #[serde(default, skip_serializing_if = "indexmap::IndexMap::is_empty")]
@@ -129,6 +133,25 @@ pub struct ShapeResult {
     pub profile: Option<crate::profile::ShapeProfile>,
     pub baseline_samples_us: Vec<f64>,
     pub candidate_samples_us: Vec<f64>,
+}
+
+/// Reads a settings object stored in a record, dropping the keys this version does not know:
+/// the settings' types reject unknown keys (a typo in gates.yaml must not pass), but a key that
+/// a later gates.yaml renames or removes must not make today's records unreadable.
+fn lenient<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned + schemars::JsonSchema,
+{
+    let mut value = serde_json::Value::deserialize(deserializer)?;
+    let schema = schemars::schema_for!(T);
+    if let (Some(known), Some(stored)) = (
+        schema.get("properties").and_then(|p| p.as_object()),
+        value.as_object_mut(),
+    ) {
+        stored.retain(|key, _| known.contains_key(key));
+    }
+    serde_json::from_value(value).map_err(serde::de::Error::custom)
 }
 
 /// What a shape's baseline lookup found.

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use super::{finish, harness_for, measure_all, run_settings, ReportPaths};
 use crate::atomic;
-use crate::baseline::{self, BaselineSet, Source};
+use crate::baseline::{BaselineSet, Source};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::exit;
@@ -58,8 +58,7 @@ pub fn run(options: &CheckOptions) -> Result<u8> {
                 job.shape,
                 outcome,
                 |device| {
-                    let slug = baseline::device_slug(device);
-                    let found = match baselines.shape(&slug, &job.kernel.name, job.shape) {
+                    let found = match baselines.shape(device, &job.kernel.name, job.shape) {
                         Ok(found) => found,
                         Err(why) => return BaselineLookup::Missing(why),
                     };
@@ -176,9 +175,9 @@ fn save_run_record(
         .map(|c| &c[..c.len().min(12)])
         .unwrap_or("no-commit");
     let name = format!("{}-{commit}.json", started_at.format("%Y%m%dT%H%M%S%.3fZ"));
-    let path = dir.join(name);
-    atomic::write(&path, Json.render(run).as_bytes())?;
-    Ok(path)
+    // Checks started in the same millisecond on one commit (parallel CI jobs in one checkout)
+    // get `-2`, `-3`… rather than overwriting each other.
+    atomic::write_new(&dir.join(name), Json.render(run).as_bytes())
 }
 
 /// A hash of what decides the plan and its baselines, so shards of one check can be told from

@@ -38,20 +38,12 @@ impl ReportPaths {
         ]
     }
 
-    /// Creates the reports' folders and refuses a path that is a folder itself: run before any
-    /// measuring, so a typo costs no GPU time.
+    /// Creates the reports' folders and checks that each path can be written (a folder is
+    /// refused; `/dev/stdout` or a symlink is written through): run before any measuring, so a
+    /// typo costs no GPU time.
     pub fn prepare(&self) -> Result<()> {
         for (path, _) in self.each() {
-            let Some(path) = path else { continue };
-            if path.is_dir() {
-                return Err(Error::Usage(format!(
-                    "{}: is a folder; name a file for the report",
-                    path.display()
-                )));
-            }
-            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent).map_err(|err| Error::io(parent, err))?;
-            }
+            path.map(atomic::check_writable).transpose()?;
         }
         Ok(())
     }

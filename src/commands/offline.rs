@@ -117,7 +117,10 @@ pub fn compare(
     let before = whole(load(baseline)?, baseline)?;
     let mut run = whole(load(candidate)?, candidate)?;
     let gate = overrides.apply(&run.gate)?;
-    let slug = |device: &Option<String>| crate::baseline::device_slug(device.as_deref());
+    let device_name = |device: &Option<String>| match device {
+        Some(name) => format!("{name:?}"),
+        None => crate::baseline::UNKNOWN_DEVICE.to_string(),
+    };
     run.results = run
         .results
         .iter()
@@ -142,11 +145,12 @@ pub fn compare(
                         b.verdict
                     ))
                 }
-                Some(b) if slug(&b.device) != slug(&result.device) => Err(format!(
+                // The exact names, not their folders: two names can share a folder.
+                Some(b) if b.device != result.device => Err(format!(
                     "measured on {} in {}, on {} here: never compared",
-                    slug(&b.device),
+                    device_name(&b.device),
                     baseline.display(),
-                    slug(&result.device)
+                    device_name(&result.device)
                 )),
                 Some(b) if method(b) != method(result) => Err(format!(
                     "timed as {} in {}, as {} here: never compared",

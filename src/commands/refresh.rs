@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use indexmap::IndexMap;
 
 use super::{harness_for, measure_all, run_settings};
-use crate::baseline::{self, BaselineFile, BaselineSet, Provenance, ShapeBaseline, Source, FORMAT};
+use crate::baseline::{self, BaselineSet, Provenance, ShapeBaseline, Source, Update};
 use crate::config::{Config, KernelSpec};
 use crate::error::Result;
 use crate::exit;
@@ -35,17 +35,19 @@ pub fn run(options: &RefreshOptions) -> Result<u8> {
     kernel_names.dedup();
     // Read (and so validate) the existing files first: a refresh never overwrites a file it
     // could not read, and never spends GPU time before finding out.
-    let existing = BaselineSet::load(&source, kernel_names.iter().copied())?;
+    BaselineSet::load(&source, kernel_names.iter().copied())?;
     // Provenance is taken before anything is written, so our own writes do not count as dirt.
     let head = Repo::discover(&config.root)?
         .map(|repo| repo.head_state())
         .transpose()?;
+    baseline::check_writable(&config.baselines_dir())?;
 
     let harness = harness_for(&config, &jobs)?;
     let outcomes = measure_all(&jobs, &harness as &dyn Harness, &run_settings(&config));
     let date = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
 
     let mut all_written = true;
+    let mut updates = Vec::new();
     for kernel in &config.kernels {
         let measured: Vec<(&Job, &Outcome)> = jobs
             .iter()
@@ -78,32 +80,18 @@ pub fn run(options: &RefreshOptions) -> Result<u8> {
             config: &config,
             kernel,
         };
-        let mut by_device: IndexMap<String, Vec<(&str, &Measurement)>> = IndexMap::new();
+        let mut by_device: IndexMap<Option<&str>, Vec<(&str, &Measurement)>> = IndexMap::new();
         for (job, outcome) in &measured {
             if let Ok(measurement) = outcome {
                 by_device
-                    .entry(baseline::device_slug(measurement.device.as_deref()))
+                    .entry(measurement.device.as_deref())
                     .or_default()
                     .push((job.shape, measurement));
             }
         }
-        for (slug, shapes) in by_device {
-            let mut file = existing
-                .get(&slug, &kernel.name)
-                .cloned()
-                .unwrap_or_else(|| BaselineFile {
-                    format: FORMAT,
-                    kernel: kernel.name.clone(),
-                    device: String::new(),
-                    shapes: IndexMap::new(),
-                });
+        for (device, shapes) in by_device {
+            let slug = baseline::device_slug(device);
             for (shape, measurement) in &shapes {
-                file.device = measurement
-                    .device
-                    .clone()
-                    .unwrap_or_else(|| baseline::UNKNOWN_DEVICE.to_string());
-                file.shapes
-                    .insert(shape.to_string(), stamp.shape(shape, measurement));
                 let summary = Summary::of(&measurement.samples_us);
                 println!(
                     "{}/{shape} on {slug}: median {} µs, mean {} ± {} µs, {} samples",
@@ -114,23 +102,33 @@ pub fn run(options: &RefreshOptions) -> Result<u8> {
                     summary.n
                 );
             }
-            let order = |name: &str| {
-                kernel
-                    .shapes
+            updates.push(Update {
+                device: device.map(str::to_string),
+                kernel: kernel.name.clone(),
+                shapes: shapes
                     .iter()
-                    .position(|s| s == name)
-                    .unwrap_or(usize::MAX)
-            };
-            file.shapes.sort_by(|a, _, b, _| order(a).cmp(&order(b)));
-            let path = baseline::write(&config.baselines_dir(), &slug, &file)?;
+                    .map(|(shape, m)| (shape.to_string(), stamp.shape(shape, m)))
+                    .collect(),
+                order: kernel.shapes.clone(),
+            });
+        }
+    }
+    // All files or none: a problem writing one kernel's file leaves every other file as it was.
+    for written in baseline::write_all(&config.baselines_dir(), &updates)? {
+        if let Some(previous) = &written.replaced_device {
             println!(
-                "{}: wrote {} ({} of {} shapes refreshed)",
-                kernel.name,
-                path.display(),
-                shapes.len(),
-                file.shapes.len()
+                "{}: {} held baselines of {previous:?}, another device whose name shares the folder; they were replaced",
+                written.kernel,
+                written.path.display()
             );
         }
+        println!(
+            "{}: wrote {} ({} of {} shapes refreshed)",
+            written.kernel,
+            written.path.display(),
+            written.refreshed,
+            written.total
+        );
     }
     Ok(if all_written {
         exit::PASS
@@ -160,7 +158,7 @@ impl Stamp<'_> {
                 warmup: self.config.timing.warmup,
                 samples: self.config.timing.samples,
                 seed: self.config.timing.seed,
-                kernel: self.kernel.clone(),
+                kernel: serde_json::to_value(self.kernel).unwrap_or_default(),
                 measurement: measurement.details.clone(),
             },
         }
