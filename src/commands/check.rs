@@ -3,12 +3,13 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use super::{finish, harness_for, measure_all, run_settings, ReportPaths};
+use super::{harness_for, measure_all, run_settings, show, ReportPaths};
 use crate::atomic;
 use crate::baseline::{self, BaselineSet, Source};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::exit;
+use crate::outln;
 use crate::git::Repo;
 use crate::measure::Harness;
 use crate::plan::{self, Selection};
@@ -115,16 +116,17 @@ pub fn run(options: &CheckOptions) -> Result<u8> {
     run.decide();
 
     let record_path = save_run_record(&config, &run, &started_at)?;
+    let written = options.reports.write(&run);
     if std::env::var_os("GITHUB_ACTIONS").is_some_and(|v| v == "true") {
         for annotation in crate::report::github_annotations(&run, &config.root) {
-            println!("{annotation}");
+            outln!("{annotation}");
         }
     }
-    let code = finish(&run, &options.reports)?;
-    println!("run record: {}", record_path.display());
+    let code = show(&run, written)?;
+    outln!("run record: {}", record_path.display());
     if run.shard.is_some() {
         // A slice cannot apply the ≥ N-shapes rule to kernels split across slices.
-        println!(
+        outln!(
             "shard {}: the gate is decided by `gatekeeper merge`",
             options
                 .selection

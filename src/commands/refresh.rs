@@ -16,7 +16,8 @@ use crate::exit;
 use crate::git::{HeadState, Repo};
 use crate::measure::{Harness, Measurement, Outcome};
 use crate::plan::{self, Job, Selection};
-use crate::report::format_us;
+use crate::outln;
+use crate::report::{format_us, neutralise};
 use crate::stats::Summary;
 
 #[derive(Debug, Clone, Default)]
@@ -65,10 +66,10 @@ pub fn run(options: &RefreshOptions) -> Result<u8> {
             .collect();
         if !problems.is_empty() {
             all_written = false;
-            println!(
+            outln!(
                 "{}: baseline NOT written ({})",
                 kernel.name,
-                problems.join("; ")
+                neutralise(&problems.join("; "))
             );
             continue;
         }
@@ -105,7 +106,7 @@ pub fn run(options: &RefreshOptions) -> Result<u8> {
                 file.shapes
                     .insert(shape.to_string(), stamp.shape(shape, measurement));
                 let summary = Summary::of(&measurement.samples_us);
-                println!(
+                outln!(
                     "{}/{shape} on {slug}: median {} µs, mean {} ± {} µs, {} samples",
                     kernel.name,
                     format_us(summary.median),
@@ -123,7 +124,7 @@ pub fn run(options: &RefreshOptions) -> Result<u8> {
             };
             file.shapes.sort_by(|a, _, b, _| order(a).cmp(&order(b)));
             let path = baseline::write(&config.baselines_dir(), &slug, &file)?;
-            println!(
+            outln!(
                 "{}: wrote {} ({} of {} shapes refreshed)",
                 kernel.name,
                 path.display(),
