@@ -9,7 +9,7 @@ mod terminal;
 
 pub use json::Json;
 pub use junit::JUnit;
-pub use markdown::Markdown;
+pub use markdown::{Markdown, MARKDOWN_BUDGET};
 pub use profile::{profile_markdown, profile_table};
 pub use terminal::Terminal;
 
