@@ -19,7 +19,10 @@ pub fn print(text: &str) {
         return;
     }
     let mut stdout = std::io::stdout().lock();
-    if let Err(err) = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+    if let Err(err) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
         *failed = Some(err.kind());
         if err.kind() != ErrorKind::BrokenPipe {
             eprint(&format!("gatekeeper: cannot write to stdout: {err}\n"));

@@ -15,8 +15,8 @@ use crate::error::Result;
 use crate::exit;
 use crate::git::{HeadState, Repo};
 use crate::measure::{Harness, Measurement, Outcome};
-use crate::plan::{self, Job, Selection};
 use crate::outln;
+use crate::plan::{self, Job, Selection};
 use crate::report::{format_us, neutralise};
 use crate::stats::Summary;
 

@@ -189,9 +189,7 @@ mod tests {
         }
         run.kernels = crate::record::decide_kernels(&run.results, &run.gate);
         let xml = JUnit.render(&run);
-        let forbidden = |c: char| {
-            matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}')
-        };
+        let forbidden = |c: char| matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}');
         assert!(!xml.chars().any(forbidden), "{xml:?}");
         assert!(xml.contains(r"stderr \x00\x08"), "{xml}");
     }

@@ -89,7 +89,7 @@ fn summarised(run: &RunRecord, budget: usize) -> String {
 
     let mut rows_shown = 0;
     let summary_limit = out.len() + (limit.saturating_sub(out.len())) / 2;
-    if out.len() + SUMMARY_HEADER.len() + 1 <= summary_limit {
+    if out.len() + SUMMARY_HEADER.len() < summary_limit {
         out.push_str(SUMMARY_HEADER);
         for kernel in &failing {
             let row = summary_row(kernel);
@@ -127,35 +127,36 @@ fn summarised(run: &RunRecord, budget: usize) -> String {
         }
     }
 
-    let left_out: Vec<String> = [
-        (passing, "passing kernel", "passing kernels"),
-        (
-            failing.len() - rows_shown,
-            "more failing kernel",
-            "more failing kernels",
-        ),
-        (
-            rows_shown - tables_shown,
-            "failing kernel's table",
-            "failing kernels' tables",
-        ),
-        (
-            tables_cut,
-            "failing kernel's passing shapes",
-            "failing kernels' passing shapes",
-        ),
-        (entries.len() - logs_shown, "log", "logs"),
+    let missing_rows = failing.len() - rows_shown;
+    let missing_tables = rows_shown - tables_shown;
+    let missing_logs = entries.len() - logs_shown;
+    let shortened: Vec<String> = [
+        (passing > 0).then(|| format!("{} left out", count(passing, "passing kernel"))),
+        (missing_rows > 0)
+            .then(|| format!("{} left out", count(missing_rows, "more failing kernel"))),
+        (missing_tables > 0).then(|| {
+            format!(
+                "the tables of {} left out",
+                count(missing_tables, "failing kernel")
+            )
+        }),
+        (tables_cut > 0).then(|| {
+            format!(
+                "the tables of {} cut to the shapes that failed",
+                count(tables_cut, "failing kernel")
+            )
+        }),
+        (missing_logs > 0).then(|| format!("{} left out", count(missing_logs, "log"))),
     ]
     .into_iter()
-    .filter(|(n, _, _)| *n > 0)
-    .map(|(n, one, many)| format!("{n} {}", if n == 1 { one } else { many }))
+    .flatten()
     .collect();
     let _ = writeln!(
         out,
-        "> [!NOTE]\n> This comment is shortened to fit GitHub's size limit. Left out: {}. The run \
-         record (the `--json` file, or the newest `runs/*.json` beside gates.yaml) has every \
-         result, and `gatekeeper report RUN.json` shows them all.\n",
-        left_out.join(", ")
+        "> [!NOTE]\n> This comment is shortened to fit GitHub's size limit: {}. The run record \
+         (the `--json` file, or the newest `runs/*.json` beside gates.yaml) has every result, \
+         and `gatekeeper report RUN.json` shows them all.\n",
+        shortened.join(", ")
     );
     out.push_str(&footer);
     out
@@ -186,9 +187,15 @@ fn compact_table(run: &RunRecord, kernel: &KernelResult, room: usize) -> Option<
     }
     let _ = writeln!(
         out,
-        "\n{shown} of its {total} shapes shown: those that failed it.\n"
+        "\nShown: {shown} of the {} shapes that failed it ({total} in all).\n",
+        failed.len()
     );
     Some(out)
+}
+
+/// `1 log`, `2 logs`.
+fn count(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", plural(n))
 }
 
 fn plural(n: usize) -> &'static str {
@@ -258,7 +265,8 @@ fn summary_row(kernel: &KernelResult) -> String {
     )
 }
 
-const TABLE_HEADER: &str = "| Shape | Baseline (µs) | Candidate (µs) | Δ | p | Verdict |\n|---|--:|--:|--:|--:|---|\n";
+const TABLE_HEADER: &str =
+    "| Shape | Baseline (µs) | Candidate (µs) | Δ | p | Verdict |\n|---|--:|--:|--:|--:|---|\n";
 
 fn table_row(result: &ShapeResult) -> String {
     format!(
@@ -626,7 +634,11 @@ mod tests {
         assert_valid(&text);
         assert!(text.contains("passing kernels are left out"), "{text}");
         for kernel in run.kernels.iter().filter(|k| !k.verdict.passed()) {
-            assert!(text.contains(&format!("### ❌ `{}`", kernel.name)), "{}", kernel.name);
+            assert!(
+                text.contains(&format!("### ❌ `{}`", kernel.name)),
+                "{}",
+                kernel.name
+            );
         }
     }
 
@@ -639,9 +651,12 @@ mod tests {
         let text = Markdown.render(&run);
         assert!(text.len() <= MARKDOWN_BUDGET, "{}", text.len());
         assert_valid(&text);
-        assert!(text.starts_with("## ❌ gatekeeper: 900 of 1200 kernels failed"), "{text}");
+        assert!(
+            text.starts_with("## ❌ gatekeeper: 900 of 1200 kernels failed"),
+            "{text}"
+        );
         assert!(text.contains("This comment is shortened"), "{text}");
-        assert!(text.contains(" more failing kernels, "), "{text}");
+        assert!(text.contains(" more failing kernels left out, "), "{text}");
         assert!(text.contains("### ❌ `attention_0000`"), "{text}");
         assert!(text.ends_with("</sub>\n"));
     }

@@ -7,9 +7,7 @@
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{CellAlignment, ContentArrangement, Table};
 
-use super::{
-    describe_gate, format_delta, format_mean, format_p, format_us, neutralise, Exporter,
-};
+use super::{describe_gate, format_delta, format_mean, format_p, format_us, neutralise, Exporter};
 use crate::record::RunRecord;
 
 pub struct Terminal;
@@ -182,10 +180,17 @@ mod tests {
         }
         let text = Terminal.render(&run);
         assert!(
-            !text.chars().any(|c| c != '\n' && crate::report::is_unsafe(c)),
+            !text
+                .chars()
+                .any(|c| c != '\n' && crate::report::is_unsafe(c)),
             "{text:?}"
         );
-        for escaped in ["\\x1b[2J", "\\x1b]0;title\\x07\\x0dPASS", "\\u{202e}", "\\x9b31m"] {
+        for escaped in [
+            "\\x1b[2J",
+            "\\x1b]0;title\\x07\\x0dPASS",
+            "\\u{202e}",
+            "\\x9b31m",
+        ] {
             assert!(text.contains(escaped), "{escaped} in {text}");
         }
     }
