@@ -14,6 +14,7 @@ pub mod error;
 pub mod exit;
 pub mod git;
 pub mod measure;
+pub mod output;
 pub mod plan;
 pub mod profile;
 pub mod record;

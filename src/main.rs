@@ -6,6 +6,8 @@ mod cli;
 
 use cli::{BaselineCommand, Cli, Command};
 use gatekeeper::commands::{check, doctor, offline, profile, refresh};
+use gatekeeper::report::neutralise;
+use gatekeeper::{errln, outln, output};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -14,21 +16,19 @@ fn main() -> ExitCode {
         Command::CudaRunner => return ExitCode::from(gatekeeper::cuda::runner::main(&cli.config)),
         Command::Doctor => return ExitCode::from(doctor::run()),
         Command::Schema => {
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&gatekeeper::config::json_schema())
                     .unwrap_or_default()
             );
-            return ExitCode::SUCCESS;
+            return stdout_product();
         }
         Command::Completions { shell } => {
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "gatekeeper",
-                &mut std::io::stdout(),
-            );
-            return ExitCode::SUCCESS;
+            // Into memory first: clap_complete panics when its writer fails (a closed pipe).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "gatekeeper", &mut script);
+            output::print(&String::from_utf8_lossy(&script));
+            return stdout_product();
         }
         Command::Check(args) => check::run(&args.into_options(cli.config)),
         Command::Profile(args) => profile::run(&args.into_options(cli.config)),
@@ -54,8 +54,18 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            eprintln!("error: {err}");
+            errln!("error: {}", neutralise(&err.to_string()));
             ExitCode::from(err.exit_code())
         }
+    }
+}
+
+/// The exit code of a command whose only product is what it printed: a closed pipe is the
+/// reader's choice, but output lost otherwise (a full disk) is an environment error.
+fn stdout_product() -> ExitCode {
+    if output::stdout_broke() {
+        ExitCode::from(gatekeeper::exit::USAGE_OR_ENVIRONMENT)
+    } else {
+        ExitCode::SUCCESS
     }
 }

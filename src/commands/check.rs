@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use super::{finish, harness_for, measure_all, run_settings, ReportPaths};
+use super::{harness_for, measure_all, run_settings, show, ReportPaths};
 use crate::atomic;
 use crate::baseline::{BaselineSet, Source};
 use crate::config::Config;
@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::exit;
 use crate::git::Repo;
 use crate::measure::Harness;
+use crate::outln;
 use crate::plan::{self, Selection};
 use crate::record::{self, BaselineLookup, PassFail, RunRecord, ShapeResult};
 use crate::report::{Exporter, Json};
@@ -114,16 +115,17 @@ pub fn run(options: &CheckOptions) -> Result<u8> {
     run.decide();
 
     let record_path = save_run_record(&config, &run, &started_at)?;
+    let written = options.reports.write(&run);
     if std::env::var_os("GITHUB_ACTIONS").is_some_and(|v| v == "true") {
         for annotation in crate::report::github_annotations(&run, &config.root) {
-            println!("{annotation}");
+            outln!("{annotation}");
         }
     }
-    let code = finish(&run, &options.reports)?;
-    println!("run record: {}", record_path.display());
+    let code = show(&run, written)?;
+    outln!("run record: {}", record_path.display());
     if run.shard.is_some() {
         // A slice cannot apply the ≥ N-shapes rule to kernels split across slices.
-        println!(
+        outln!(
             "shard {}: the gate is decided by `gatekeeper merge`",
             options
                 .selection

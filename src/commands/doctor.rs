@@ -4,12 +4,13 @@ use std::process::Command;
 
 use crate::cuda::{compile, driver};
 use crate::exit;
+use crate::outln;
 
 /// One line per check; exit 0 when CUDA kernels can run here, 2 when they cannot.
 pub fn run() -> u8 {
     let mut usable = true;
     let line = |ok: bool, what: &str, detail: String| {
-        println!("{} {what}: {detail}", if ok { "ok  " } else { "FAIL" });
+        outln!("{} {what}: {detail}", if ok { "ok  " } else { "FAIL" });
     };
 
     // The GPU the runner uses (device 0), to pick its line out of nvidia-smi on multi-GPU hosts.
@@ -142,7 +143,7 @@ pub fn run() -> u8 {
     if usable {
         exit::PASS
     } else {
-        println!("CUDA kernels cannot run on this machine.");
+        outln!("CUDA kernels cannot run on this machine.");
         exit::USAGE_OR_ENVIRONMENT
     }
 }

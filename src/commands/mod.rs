@@ -19,7 +19,8 @@ use crate::exit;
 use crate::measure::{CommandHarness, Harness, Outcome, RunSettings};
 use crate::plan::Job;
 use crate::record::RunRecord;
-use crate::report::{format_us, Exporter, JUnit, Json, Markdown, Terminal};
+use crate::report::{format_us, neutralise, Exporter, JUnit, Json, Markdown, Terminal};
+use crate::{errln, output};
 
 /// Where a command writes its reports (`--json`, `--junit`, `--markdown`).
 #[derive(Debug, Clone, Default)]
@@ -58,11 +59,18 @@ impl ReportPaths {
     }
 }
 
-/// Shows the verdict (first, so a failing write cannot hide it), writes the reports, and
-/// returns the exit code the verdict calls for.
+/// Writes the reports, shows the verdict, and returns the exit code the verdict calls for.
 fn finish(run: &RunRecord, reports: &ReportPaths) -> Result<u8> {
-    print!("{}", Terminal.render(run));
-    reports.write(run)?;
+    let written = reports.write(run);
+    show(run, written)
+}
+
+/// Shows the verdict once the reports are written (`written`), and returns the exit code.
+/// Files come first, so a reader who stops reading stdout (`| head`) cannot cost them; a report
+/// that could not be written still lets the verdict show before the command fails.
+fn show(run: &RunRecord, written: Result<()>) -> Result<u8> {
+    output::print(&Terminal.render(run));
+    written?;
     Ok(if run.verdict.passed() {
         exit::PASS
     } else {
@@ -128,11 +136,11 @@ fn measure_all(jobs: &[Job], harness: &dyn Harness, settings: &RunSettings) -> V
         bar.set_message(label.clone());
         let outcome = harness.measure(job, settings);
         if !interactive {
-            eprintln!(
+            errln!(
                 "[{}/{}] {label}: {}",
                 index + 1,
                 jobs.len(),
-                describe(&outcome)
+                neutralise(&describe(&outcome))
             );
         }
         bar.inc(1);

@@ -2,6 +2,7 @@
 //! under Nsight Compute and prints why each is as fast as it is; `gatekeeper check` runs the
 //! same gate for kernels whose gates.yaml entry has a `profile` block, after timing.
 
+use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
@@ -18,7 +19,8 @@ use crate::plan::{self, Job, Selection};
 use crate::profile::ncu::Profiler;
 use crate::profile::{self, MetricValue, Resources, ShapeProfile};
 use crate::record::ShapeResult;
-use crate::report::profile_table;
+use crate::report::{neutralise, profile_table};
+use crate::{errln, output};
 
 #[derive(Debug, Clone, Default)]
 pub struct ProfileOptions {
@@ -119,7 +121,7 @@ pub fn attach(
         match Profiler::find() {
             Ok(profiler) => Some(Ok(profiler)),
             Err(why) => {
-                eprintln!(
+                errln!(
                     "gate 4: {why}; profiling targets are not checked, the other gates still run"
                 );
                 Some(Err(why))
@@ -149,7 +151,7 @@ pub fn attach(
                     if results[i].verdict.is_fatal() {
                         Err("not profiled: the shape did not pass the earlier gates".to_string())
                     } else {
-                        eprintln!("[gate 4] {}/{}: ncu", job.kernel.name, job.shape);
+                        errln!("[gate 4] {}/{}: ncu", job.kernel.name, job.shape);
                         profiler
                             .profile(
                                 &harness.workdir,
@@ -212,14 +214,14 @@ pub fn run(options: &ProfileOptions) -> Result<u8> {
     let metrics = match &profiler {
         Ok(profiler) => metrics_for(&config, profiler, &jobs)?,
         Err(why) => {
-            eprintln!("{why}; showing the static resources only");
+            errln!("{why}; showing the static resources only");
             Vec::new()
         }
     };
     let empty = KernelProfile::default();
     let mut rows = Vec::new();
     for (index, job) in jobs.iter().enumerate() {
-        eprintln!(
+        errln!(
             "[{}/{}] {}/{}",
             index + 1,
             jobs.len(),
@@ -267,21 +269,25 @@ pub fn run(options: &ProfileOptions) -> Result<u8> {
         });
     }
 
+    // Files first: a reader who stops reading stdout (`| head`) must not cost them. One that
+    // cannot be written fails the command after the findings show.
+    let written = write_reports(options, &rows);
     let table = profile_table(
         rows.iter()
             .map(|r| (r.kernel, r.shape, r.profile.as_ref(), r.error.as_deref())),
     );
-    println!("{table}");
+    let mut text = format!("{table}\n");
     let mut failed = 0;
     for row in &rows {
         if let Some(error) = &row.error {
-            println!("{}/{}: error: {error}", row.kernel, row.shape);
+            let _ = writeln!(text, "{}/{}: error: {error}", row.kernel, row.shape);
         }
         let Some(profile) = &row.profile else {
             continue;
         };
         if let Some(evidence) = &profile.evidence {
-            println!(
+            let _ = writeln!(
+                text,
                 "{}/{}: {}: {evidence}",
                 row.kernel,
                 row.shape,
@@ -290,15 +296,39 @@ pub fn run(options: &ProfileOptions) -> Result<u8> {
         }
         for check in profile.failed_checks() {
             failed += 1;
-            println!("{}/{}: FAIL {}", row.kernel, row.shape, check.describe());
+            let _ = writeln!(
+                text,
+                "{}/{}: FAIL {}",
+                row.kernel,
+                row.shape,
+                check.describe()
+            );
         }
     }
     if let Err(why) = &profiler {
-        println!("metrics not profiled: {why}");
+        let _ = writeln!(text, "metrics not profiled: {why}");
     }
+    let errors = rows.iter().filter(|r| r.error.is_some()).count();
+    let _ = writeln!(
+        text,
+        "gatekeeper profile: {} shapes, {failed} limits missed, {errors} errors",
+        rows.len()
+    );
+    // Error messages come from the runner and the compiler: neutralised for the terminal.
+    output::print(&neutralise(&text));
+    written?;
+    Ok(if failed > 0 || errors > 0 {
+        exit::GATE_FAILED
+    } else {
+        exit::PASS
+    })
+}
+
+/// `--json` and `--markdown`, where asked for.
+fn write_reports(options: &ProfileOptions, rows: &[ProfiledShape]) -> Result<()> {
     if let Some(path) = &options.json {
         let text =
-            serde_json::to_string_pretty(&rows).map_err(|err| Error::Usage(err.to_string()))?;
+            serde_json::to_string_pretty(rows).map_err(|err| Error::Usage(err.to_string()))?;
         write(path, &(text + "\n"))?;
     }
     if let Some(path) = &options.markdown {
@@ -310,16 +340,7 @@ pub fn run(options: &ProfileOptions) -> Result<u8> {
             ),
         )?;
     }
-    let errors = rows.iter().filter(|r| r.error.is_some()).count();
-    println!(
-        "gatekeeper profile: {} shapes, {failed} limits missed, {errors} errors",
-        rows.len()
-    );
-    Ok(if failed > 0 || errors > 0 {
-        exit::GATE_FAILED
-    } else {
-        exit::PASS
-    })
+    Ok(())
 }
 
 fn write(path: &Path, text: &str) -> Result<()> {

@@ -15,8 +15,9 @@ use crate::error::Result;
 use crate::exit;
 use crate::git::{HeadState, Repo};
 use crate::measure::{Harness, Measurement, Outcome};
+use crate::outln;
 use crate::plan::{self, Job, Selection};
-use crate::report::format_us;
+use crate::report::{format_us, neutralise};
 use crate::stats::Summary;
 
 #[derive(Debug, Clone, Default)]
@@ -67,10 +68,10 @@ pub fn run(options: &RefreshOptions) -> Result<u8> {
             .collect();
         if !problems.is_empty() {
             all_written = false;
-            println!(
+            outln!(
                 "{}: baseline NOT written ({})",
                 kernel.name,
-                problems.join("; ")
+                neutralise(&problems.join("; "))
             );
             continue;
         }
@@ -93,7 +94,7 @@ pub fn run(options: &RefreshOptions) -> Result<u8> {
             let slug = baseline::device_slug(device);
             for (shape, measurement) in &shapes {
                 let summary = Summary::of(&measurement.samples_us);
-                println!(
+                outln!(
                     "{}/{shape} on {slug}: median {} µs, mean {} ± {} µs, {} samples",
                     kernel.name,
                     format_us(summary.median),
@@ -116,13 +117,13 @@ pub fn run(options: &RefreshOptions) -> Result<u8> {
     // All files or none: a problem writing one kernel's file leaves every other file as it was.
     for written in baseline::write_all(&config.baselines_dir(), &updates)? {
         if let Some(previous) = &written.replaced_device {
-            println!(
+            outln!(
                 "{}: {} held baselines of {previous:?}, another device whose name shares the folder; they were replaced",
                 written.kernel,
                 written.path.display()
             );
         }
-        println!(
+        outln!(
             "{}: wrote {} ({} of {} shapes refreshed)",
             written.kernel,
             written.path.display(),

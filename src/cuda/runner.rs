@@ -44,7 +44,7 @@ pub fn main(config_path: &Path) -> u8 {
         Ok(report) => report,
         Err(message) => json!({ "error": message }),
     };
-    println!("{report}");
+    crate::outln!("{report}");
     0
 }
 

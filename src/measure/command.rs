@@ -221,7 +221,7 @@ pub fn install_interrupt_handler() {
         if pid != 0 {
             kill_group(pid);
         }
-        eprintln!("gatekeeper: interrupted");
+        crate::errln!("gatekeeper: interrupted");
         std::process::exit(130);
     });
 }

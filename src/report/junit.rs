@@ -6,7 +6,7 @@
 
 use junit_report::{Duration, OffsetDateTime, ReportBuilder, TestCase, TestSuiteBuilder};
 
-use super::{describe_gate, format_delta, format_mean, format_p, Exporter};
+use super::{describe_gate, format_delta, format_mean, format_p, neutralise, Exporter};
 use crate::compare::Verdict;
 use crate::record::{RunRecord, ShapeResult};
 
@@ -20,7 +20,7 @@ impl Exporter for JUnit {
             .unwrap_or(OffsetDateTime::UNIX_EPOCH);
         let mut report = ReportBuilder::new();
         for kernel in &run.kernels {
-            let mut suite = TestSuiteBuilder::new(&kernel.name);
+            let mut suite = TestSuiteBuilder::new(&xml_safe(&kernel.name));
             suite.set_timestamp(timestamp);
             suite.set_system_out(&xml_safe(&format!(
                 "{}: {}\n{}",
@@ -52,7 +52,7 @@ impl Exporter for JUnit {
 
 fn testcase(run: &RunRecord, result: &ShapeResult) -> TestCase {
     let summary = xml_safe(&summarize(result));
-    let name = &result.shape;
+    let name = &xml_safe(&result.shape);
     let mut case = if !run.fails_its_kernel(result) {
         match result.verdict {
             Verdict::NoBaseline => TestCase::skipped(name),
@@ -65,7 +65,7 @@ fn testcase(run: &RunRecord, result: &ShapeResult) -> TestCase {
     } else {
         TestCase::failure(name, Duration::ZERO, "profile", &summary)
     };
-    case.set_classname(&result.kernel);
+    case.set_classname(&xml_safe(&result.kernel));
     case.set_system_out(&summary);
     if let Some(tail) = &result.stderr_tail {
         case.set_system_err(&xml_safe(tail));
@@ -110,13 +110,11 @@ fn summarize(result: &ShapeResult) -> String {
     lines.join("\n")
 }
 
-/// XML 1.0 forbids most control characters (ANSI colour codes from a harness, say), and CDATA
-/// sections cannot contain `]]>`.
+/// XML 1.0 forbids most control characters (ANSI colour codes from a harness, say) and U+FFFE
+/// and U+FFFF, which strict parsers reject: the neutraliser writes each as a visible escape.
+/// CDATA sections cannot contain `]]>`.
 fn xml_safe(text: &str) -> String {
-    text.chars()
-        .filter(|c| !c.is_control() || matches!(c, '\n' | '\t'))
-        .collect::<String>()
-        .replace("]]>", "]] >")
+    neutralise(text).replace("]]>", "]] >")
 }
 
 #[cfg(test)]
@@ -172,7 +170,27 @@ mod tests {
     }
 
     #[test]
-    fn control_characters_are_removed() {
-        assert_eq!(xml_safe("\u{1b}[31mred\u{1b}[0m]]>\n"), "[31mred[0m]] >\n");
+    fn characters_xml_forbids_are_escaped() {
+        assert_eq!(
+            xml_safe("\u{1b}[31mred\u{1b}[0m]]>\n\u{0}\u{b}\u{c}\u{fffe}\u{ffff}\t"),
+            "\\x1b[31mred\\x1b[0m]] >\n\\x00\\x0b\\x0c\\u{fffe}\\u{ffff}\t"
+        );
+    }
+
+    #[test]
+    fn names_and_text_from_a_record_stay_well_formed() {
+        let mut run = fixture::run();
+        let bad = "\u{0}\u{8}\u{b}\u{c}\u{e}\u{1f}\u{fffe}\u{ffff}";
+        for result in &mut run.results {
+            result.shape = format!("{}{bad}", result.shape);
+            result.kernel = format!("{}{bad}", result.kernel);
+            result.message = Some(format!("message {bad}"));
+            result.stderr_tail = Some(format!("stderr {bad}"));
+        }
+        run.kernels = crate::record::decide_kernels(&run.results, &run.gate);
+        let xml = JUnit.render(&run);
+        let forbidden = |c: char| matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}');
+        assert!(!xml.chars().any(forbidden), "{xml:?}");
+        assert!(xml.contains(r"stderr \x00\x08"), "{xml}");
     }
 }

@@ -9,9 +9,12 @@ mod terminal;
 
 pub use json::Json;
 pub use junit::JUnit;
-pub use markdown::Markdown;
+pub use markdown::{Markdown, MARKDOWN_BUDGET};
 pub use profile::{profile_markdown, profile_table};
 pub use terminal::Terminal;
+
+use std::borrow::Cow;
+use std::fmt::Write;
 
 use crate::record::{RunRecord, ShapeResult};
 
@@ -62,9 +65,61 @@ pub(crate) fn format_p(result: &ShapeResult) -> String {
     }
 }
 
-/// The first 12 characters of a commit id.
+/// The first 12 characters of a commit id. A record is a file anyone can edit, so the id may
+/// hold any text: it is cut at a character, never inside one.
 pub(crate) fn short_commit(commit: &str) -> &str {
-    &commit[..commit.len().min(12)]
+    match commit.char_indices().nth(12) {
+        Some((end, _)) => &commit[..end],
+        None => commit,
+    }
+}
+
+/// Text from a harness (or a record) made safe to show: every character that could drive a
+/// terminal or mislead a reader is written as a visible escape, `\x1b` or `\u{202e}`. That is
+/// C0 and C1 controls (ESC starts colour, screen-clearing and OSC title or link sequences; U+009B
+/// is a one-byte CSI), DEL, the bidirectional marks, embeddings, overrides and isolates (they
+/// reorder what is shown, so a line can read other than it is), the line and paragraph
+/// separators, and U+FFFE and U+FFFF, which XML 1.0 forbids. Newlines and tabs are kept.
+pub fn neutralise(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(is_unsafe) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if is_unsafe(c) {
+            push_escaped(&mut out, c);
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Whether [`neutralise`] escapes `c`.
+pub(crate) fn is_unsafe(c: char) -> bool {
+    (c.is_control() && c != '\n' && c != '\t')
+        || matches!(
+            c,
+            '\u{061c}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{fffe}'
+                | '\u{ffff}'
+        )
+}
+
+/// `\x1b` for a character below U+0100, `\u{202e}` above.
+pub(crate) fn push_escaped(out: &mut String, c: char) {
+    let code = u32::from(c);
+    if code < 0x100 {
+        let _ = write!(out, "\\x{code:02x}");
+    } else {
+        let _ = write!(out, "\\u{{{code:04x}}}");
+    }
 }
 
 /// GitHub Actions workflow commands that put each compiler error on its file and line
@@ -96,7 +151,8 @@ pub fn github_annotations(run: &RunRecord, root: &std::path::Path) -> Vec<String
             let path = path.strip_prefix("./").unwrap_or(&path);
             // Workflow commands end at a newline and treat %, \r, \n specially.
             let escape = |s: &str| {
-                s.replace('%', "%25")
+                neutralise(s)
+                    .replace('%', "%25")
                     .replace('\r', "%0D")
                     .replace('\n', "%0A")
             };
@@ -294,5 +350,28 @@ pub(crate) mod fixture {
             kernels,
             results,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_commit_cuts_at_a_character() {
+        assert_eq!(short_commit("0123456789abcdef"), "0123456789ab");
+        assert_eq!(short_commit("aéééééééééééééé"), "aééééééééééé");
+        assert_eq!(short_commit("€"), "€");
+        assert_eq!(short_commit(""), "");
+    }
+
+    #[test]
+    fn neutralise_escapes_what_could_drive_a_terminal() {
+        let text = "a\u{1b}[2Jb\u{1b}]0;title\u{7}c\u{0}d\u{202e}e\u{2066}f\u{200f}g\u{9b}h\r\ni\tj\u{7f}\u{fffe}";
+        assert_eq!(
+            neutralise(text),
+            "a\\x1b[2Jb\\x1b]0;title\\x07c\\x00d\\u{202e}e\\u{2066}f\\u{200f}g\\x9bh\\x0d\ni\tj\\x7f\\u{fffe}"
+        );
+        assert!(matches!(neutralise("plain µs ✅ ←\n"), Cow::Borrowed(_)));
     }
 }

@@ -1,9 +1,13 @@
 //! The table printed at the end of a command.
+//!
+//! Harness text (messages, stderr) is neutralised before it reaches the reader's terminal: an
+//! escape sequence in a harness's output must not clear the screen, retitle the window, forge a
+//! link or a PASS line.
 
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{CellAlignment, ContentArrangement, Table};
 
-use super::{describe_gate, format_delta, format_mean, format_p, format_us, Exporter};
+use super::{describe_gate, format_delta, format_mean, format_p, format_us, neutralise, Exporter};
 use crate::record::RunRecord;
 
 pub struct Terminal;
@@ -24,8 +28,8 @@ impl Exporter for Terminal {
         ]);
         for result in &run.results {
             table.add_row([
-                result.kernel.clone(),
-                result.shape.clone(),
+                cell(&result.kernel),
+                cell(&result.shape),
                 format_mean(result.baseline_mean_us, result.baseline_stddev_us),
                 format_mean(result.candidate_mean_us, result.candidate_stddev_us),
                 format_delta(result),
@@ -94,8 +98,14 @@ impl Exporter for Terminal {
             run.baselines_from,
             describe_gate(run)
         ));
-        out
+        // The cells were neutralised one by one, so the columns line up; this catches the rest.
+        neutralise(&out).into_owned()
     }
+}
+
+/// A table cell from a record's text.
+fn cell(text: &str) -> String {
+    neutralise(text).into_owned()
 }
 
 /// A table in the terminal report's style.
@@ -131,15 +141,15 @@ fn peer_table(run: &RunRecord) -> Table {
     for result in &run.results {
         for peer in &result.peers {
             table.add_row([
-                result.kernel.clone(),
-                result.shape.clone(),
-                peer.kernel.clone(),
+                cell(&result.kernel),
+                cell(&result.shape),
+                cell(&peer.kernel),
                 format_us(peer.median_us),
                 result
                     .candidate_median_us
                     .map_or("—".to_string(), format_us),
                 format!("{:.2}×", peer.speedup),
-                peer.rating.clone(),
+                cell(&peer.rating),
             ]);
         }
     }
@@ -155,5 +165,33 @@ mod tests {
     #[test]
     fn snapshot() {
         insta::assert_snapshot!(Terminal.render(&fixture::run()));
+    }
+
+    #[test]
+    fn harness_text_cannot_drive_the_terminal() {
+        let mut run = fixture::run();
+        for result in &mut run.results {
+            result.shape.push_str("\u{1b}[31m");
+            result.message = Some(
+                "\u{1b}[2J\u{1b}]8;;http://x\u{7}link\u{1b}]8;;\u{7} \u{0}\u{202e}txt.exe\nnext\u{9b}31m"
+                    .into(),
+            );
+            result.stderr_tail = Some("\u{1b}]0;title\u{7}\rPASS\u{2067}\u{200e}".into());
+        }
+        let text = Terminal.render(&run);
+        assert!(
+            !text
+                .chars()
+                .any(|c| c != '\n' && crate::report::is_unsafe(c)),
+            "{text:?}"
+        );
+        for escaped in [
+            "\\x1b[2J",
+            "\\x1b]0;title\\x07\\x0dPASS",
+            "\\u{202e}",
+            "\\x9b31m",
+        ] {
+            assert!(text.contains(escaped), "{escaped} in {text}");
+        }
     }
 }
