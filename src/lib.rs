@@ -20,3 +20,4 @@ pub mod record;
 pub mod report;
 pub mod stats;
 pub mod unique;
+pub mod yaml;
