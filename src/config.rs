@@ -22,6 +22,11 @@ pub const DEFAULT_CONFIG_FILE: &str = "gates.yaml";
 /// The only schema version this build understands.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// What [`check_name`] accepts, for the JSON Schema: editors then reject what gatekeeper does.
+pub(crate) const NAME_PATTERN: &str = "^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$";
+/// What [`is_identifier`] accepts (parameter, variable, metric and tensor names).
+pub(crate) const IDENTIFIER_PATTERN: &str = "^[A-Za-z_][A-Za-z0-9_]*$";
+
 /// A validated configuration. Only [`Config::load`] and [`Config::from_yaml`] make one.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -42,16 +47,20 @@ pub struct Config {
 pub struct GateSettings {
     /// Relative slowdown of the (outlier-filtered) mean that counts as a regression.
     #[serde(default = "defaults::regression_threshold")]
+    #[schemars(extend("exclusiveMinimum" = 0), range(max = 10))]
     pub regression_threshold: f64,
     /// A kernel fails when at least this many of its shapes regress.
     #[serde(default = "defaults::min_regressed_shapes")]
+    #[schemars(range(min = 1))]
     pub min_regressed_shapes: usize,
     /// One-sided significance level of Welch's t-test.
     #[serde(default = "defaults::alpha")]
+    #[schemars(extend("exclusiveMinimum" = 0), range(max = 0.5))]
     pub alpha: f64,
     /// Tukey fence multiplier k: samples outside [Q1 - k·IQR, Q3 + k·IQR] are dropped before the
     /// test. `null` keeps every sample.
     #[serde(default = "defaults::outlier_fence")]
+    #[schemars(range(min = 1, max = 100))]
     pub outlier_fence: Option<f64>,
 }
 
@@ -103,8 +112,10 @@ impl Default for GateSettings {
 #[serde(deny_unknown_fields)]
 pub struct TimingSettings {
     #[serde(default = "defaults::warmup")]
+    #[schemars(range(max = 1_000_000))]
     pub warmup: u64,
     #[serde(default = "defaults::samples")]
+    #[schemars(range(min = 5, max = 100_000))]
     pub samples: u64,
     /// Seed for input generation, passed to harnesses as `GATEKEEPER_SEED`.
     #[serde(default = "defaults::seed")]
@@ -148,22 +159,31 @@ impl fmt::Display for ParamValue {
 /// One kernel to gate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("oneOf" = [
+    {"required": ["command"], "properties": {"command": {"type": "array"}}},
+    {"required": ["cuda"], "properties": {"cuda": {"type": "object"}}}
+]))]
 pub struct KernelSpec {
+    #[schemars(regex(pattern = NAME_PATTERN))]
     pub name: String,
     /// A command harness: argv of a program that times the kernel (see the README).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1), extend("prefixItems" = [{"pattern": "\\S"}]))]
     pub command: Option<Vec<String>>,
     /// A CUDA C++ kernel that gatekeeper compiles, checks and times itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cuda: Option<CudaSpec>,
     /// Names of entries in the top-level `shapes`.
+    #[schemars(length(min = 1), extend("uniqueItems" = true))]
     pub shapes: Vec<String>,
     /// Kernels this one is compared with, shape by shape: the reports show its speedup over
     /// each (a peer is an ordinary kernel of this file, e.g. a library's implementation).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(regex(pattern = NAME_PATTERN)))]
     pub peers: Vec<String>,
     /// Seconds one harness run may take before it is killed and the shape becomes `error`.
     #[serde(default = "defaults::timeout_s")]
+    #[schemars(extend("exclusiveMinimum" = 0), range(max = 86_400))]
     pub timeout_s: f64,
     /// Extra environment variables for the harness.
     #[serde(
@@ -171,6 +191,7 @@ pub struct KernelSpec {
         skip_serializing_if = "IndexMap::is_empty",
         deserialize_with = "unique::keys"
     )]
+    #[schemars(extend("propertyNames" = {"pattern": IDENTIFIER_PATTERN}))]
     pub env: IndexMap<String, String>,
     /// Gate 4: static resources of the compiled kernel and Nsight Compute targets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -193,6 +214,7 @@ pub struct KernelProfile {
     pub max_registers: Option<u32>,
     /// Least theoretical occupancy, % of the SM's warp slots.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
     pub min_occupancy_pct: Option<f64>,
     /// Floating-point operations per launch, over the shape's parameters (for the floor).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -216,9 +238,10 @@ pub enum TensorCores {
     Required,
 }
 
-/// A metric's allowed range; either end may be open.
+/// A metric's allowed range; either end may be open, not both.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("minProperties" = 1))]
 pub struct Bound {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min: Option<f64>,
@@ -236,6 +259,10 @@ pub struct ProfileSettings {
         skip_serializing_if = "IndexMap::is_empty",
         deserialize_with = "unique::keys"
     )]
+    #[schemars(extend(
+        "propertyNames" = {"pattern": IDENTIFIER_PATTERN},
+        "additionalProperties" = {"type": "string", "pattern": "^[^, ]*[^,\\s][^, ]*$"}
+    ))]
     pub metrics: IndexMap<String, String>,
     /// Measured peaks by device (the folder name under `baselines/`), for the floor.
     #[serde(
@@ -250,8 +277,10 @@ pub struct ProfileSettings {
 #[serde(deny_unknown_fields)]
 pub struct Peaks {
     /// Tensor-core rate, TFLOP/s.
+    #[schemars(extend("exclusiveMinimum" = 0))]
     pub tflops: f64,
     /// Device-memory bandwidth, GB/s.
+    #[schemars(extend("exclusiveMinimum" = 0))]
     pub bandwidth_gbs: f64,
 }
 
@@ -291,13 +320,17 @@ mod defaults {
     description = "Kernels, shapes and thresholds for gatekeeper, a CI gate for GPU kernels."
 )]
 struct RawConfig {
+    /// The schema version; only 1 exists.
+    #[schemars(extend("const" = SCHEMA_VERSION))]
     version: u32,
     #[serde(default)]
     gate: GateSettings,
     #[serde(default)]
     timing: TimingSettings,
     #[serde(deserialize_with = "shape_map")]
+    #[schemars(schema_with = "shapes_schema")]
     shapes: IndexMap<String, Params>,
+    #[schemars(length(min = 1))]
     kernels: Vec<KernelSpec>,
     #[serde(default)]
     profile: ProfileSettings,
@@ -316,6 +349,22 @@ fn shape_map<'de, D: serde::Deserializer<'de>>(
     struct UniqueParams(#[serde(deserialize_with = "unique::keys")] Params);
     let shapes: IndexMap<String, UniqueParams> = unique::keys(deserializer)?;
     Ok(shapes.into_iter().map(|(k, v)| (k, v.0)).collect())
+}
+
+/// `shapes`: at least one, named as [`check_name`] wants, with identifier parameter names.
+fn shapes_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let param = generator.subschema_for::<ParamValue>();
+    schemars::json_schema!({
+        "description": "Named parameter sets: integers, numbers, booleans or strings.",
+        "type": "object",
+        "minProperties": 1,
+        "propertyNames": {"pattern": NAME_PATTERN},
+        "additionalProperties": {
+            "type": "object",
+            "propertyNames": {"pattern": IDENTIFIER_PATTERN},
+            "additionalProperties": param
+        }
+    })
 }
 
 /// The JSON Schema of gates.yaml, for editors that validate and complete YAML.
@@ -954,7 +1003,10 @@ kernels:
         let config = load(&format!("\u{feff}{VALID}")).unwrap();
         assert_eq!(config.kernels[0].name, "my_kernel");
         // Not read as part of the first key: a problem there still names `version`.
-        let problems = problems(&format!("\u{feff}{}", VALID.trim_start().replace("version: 1", "version: x")));
+        let problems = problems(&format!(
+            "\u{feff}{}",
+            VALID.trim_start().replace("version: 1", "version: x")
+        ));
         assert_eq!(problems.len(), 1, "{problems:#?}");
         assert!(problems[0].starts_with("line 1: `version`"), "{problems:?}");
     }
@@ -963,14 +1015,44 @@ kernels:
     fn stand_ins_hide_only_the_checks_that_depend_on_them() {
         assert!(shadowed_by("kernels[0].shapes[1]", "shapes"));
         assert!(!shadowed_by("kernels[0].shapes[1]", "shapes.mission.B"));
-        assert!(shadowed_by("kernels[0].cuda.launches[0].grid[0]", "shapes.mission.B"));
+        assert!(shadowed_by(
+            "kernels[0].cuda.launches[0].grid[0]",
+            "shapes.mission.B"
+        ));
         assert!(shadowed_by("kernels[1].peers[0]", "kernels[0].name"));
         assert!(!shadowed_by("kernels[1].timeout_s", "kernels[0].name"));
-        assert!(shadowed_by("kernels[0].cuda.launches[0].args[1]", "kernels[0].cuda.tensors"));
-        assert!(!shadowed_by("kernels[1].cuda.trials", "kernels[0].cuda.tensors"));
-        assert!(shadowed_by("kernels[0].profile.targets.x", "profile.metrics.x"));
+        assert!(shadowed_by(
+            "kernels[0].cuda.launches[0].args[1]",
+            "kernels[0].cuda.tensors"
+        ));
+        assert!(!shadowed_by(
+            "kernels[1].cuda.trials",
+            "kernels[0].cuda.tensors"
+        ));
+        assert!(shadowed_by(
+            "kernels[0].profile.targets.x",
+            "profile.metrics.x"
+        ));
         assert!(!shadowed_by("gate.alpha", "timing.samples"));
         assert!(shadowed_by("gate.alpha", ""));
+    }
+
+    #[test]
+    fn schema_patterns_agree_with_the_name_checks() {
+        let schema = serde_json::json!({"properties": {
+            "name": {"pattern": NAME_PATTERN},
+            "identifier": {"pattern": IDENTIFIER_PATTERN},
+        }});
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        let (longest, too_long) = ("x".repeat(100), "x".repeat(101));
+        for name in [
+            "a", "A.b-c_1", "_x", "9", "x9", ".hidden", "-x", "", "a/b", "a b", "a\n", "é",
+            &longest, &too_long,
+        ] {
+            let valid = |key: &str| validator.is_valid(&serde_json::json!({ key: name }));
+            assert_eq!(valid("name"), check_name(name).is_ok(), "{name:?}");
+            assert_eq!(valid("identifier"), is_identifier(name), "{name:?}");
+        }
     }
 
     #[test]
