@@ -222,20 +222,20 @@ fn collect<T: DeserializeOwned>(
             Err(failure) => failure,
         };
         let Some(path) = failure.path else { break };
-        let (target, fix, line) = if let Some(key) = quoted_after(&failure.message, "unknown field `")
-        {
-            let Some((parent, _)) = path.parent() else {
-                break;
+        let (target, fix, line) =
+            if let Some(key) = quoted_after(&failure.message, "unknown field `") {
+                let Some((parent, _)) = path.parent() else {
+                    break;
+                };
+                let line = || locate(text, &parent, Some((key, 0)));
+                (path.clone(), Fix::Remove, line())
+            } else if let Some(key) = quoted_after(&failure.message, "missing field `") {
+                let line = locate(text, &path, None);
+                (path.child(Step::Key(key.to_string())), Fix::StandIn, line)
+            } else {
+                let line = locate(text, &path, None);
+                (path.clone(), Fix::StandIn, line)
             };
-            let line = || locate(text, &parent, Some((key, 0)));
-            (path.clone(), Fix::Remove, line())
-        } else if let Some(key) = quoted_after(&failure.message, "missing field `") {
-            let line = locate(text, &path, None);
-            (path.child(Step::Key(key.to_string())), Fix::StandIn, line)
-        } else {
-            let line = locate(text, &path, None);
-            (path.clone(), Fix::StandIn, line)
-        };
         // A failure inside a stand-in is the stand-in's own: it is fixed, not reported.
         if !stand_ins.iter().any(|m| target.starts_with(m)) {
             problems.push(Problem {
@@ -333,7 +333,10 @@ fn set(tree: &mut Value, path: &KeyPath, value: Value) -> bool {
                 .keys()
                 .find(|k| key_name(k).as_deref() == Some(key))
                 .cloned();
-            map.insert(existing.unwrap_or_else(|| Value::String(key.clone())), value);
+            map.insert(
+                existing.unwrap_or_else(|| Value::String(key.clone())),
+                value,
+            );
             true
         }
         (Step::Index(index), Some(Value::Sequence(items))) if *index < items.len() => {
@@ -433,9 +436,7 @@ impl<'de> Visitor<'de> for Build<'_> {
         while let Some(key) = map.next_key::<Value>()? {
             let name = key_name(&key).unwrap_or_default();
             if mapping.contains_key(&key) {
-                self.duplicates
-                    .borrow_mut()
-                    .push((self.path.clone(), name));
+                self.duplicates.borrow_mut().push((self.path.clone(), name));
                 map.next_value::<IgnoredAny>()?;
                 continue;
             }
@@ -747,7 +748,10 @@ mod tests {
     #[test]
     fn a_byte_order_mark_is_skipped() {
         let doc = parse::<Doc>("\u{feff}name: a\ncount: 1\n");
-        assert!(matches!(doc, Parsed::Valid(Doc { count: 1, .. })), "{doc:?}");
+        assert!(
+            matches!(doc, Parsed::Valid(Doc { count: 1, .. })),
+            "{doc:?}"
+        );
     }
 
     #[test]
