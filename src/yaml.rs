@@ -222,26 +222,26 @@ fn collect<T: DeserializeOwned>(
             Err(failure) => failure,
         };
         let Some(path) = failure.path else { break };
-        let (target, fix, line) =
+        // What to mask, and where the problem shows in the text: an unknown key at the key, a
+        // missing one at its mapping, a wrong value at the value.
+        let (target, fix, shown_at) =
             if let Some(key) = quoted_after(&failure.message, "unknown field `") {
                 let Some((parent, _)) = path.parent() else {
                     break;
                 };
-                let line = || locate(text, &parent, Some((key, 0)));
-                (path.clone(), Fix::Remove, line())
+                (path.clone(), Fix::Remove, (parent, Some((key, 0))))
             } else if let Some(key) = quoted_after(&failure.message, "missing field `") {
-                let line = locate(text, &path, None);
-                (path.child(Step::Key(key.to_string())), Fix::StandIn, line)
+                let target = path.child(Step::Key(key.to_string()));
+                (target, Fix::StandIn, (path.clone(), None))
             } else {
-                let line = locate(text, &path, None);
-                (path.clone(), Fix::StandIn, line)
+                (path.clone(), Fix::StandIn, (path.clone(), None))
             };
         // A failure inside a stand-in is the stand-in's own: it is fixed, not reported.
         if !stand_ins.iter().any(|m| target.starts_with(m)) {
             problems.push(Problem {
-                path: path.clone(),
-                line,
+                line: locate(text, &shown_at.0, shown_at.1),
                 message: failure.message.clone(),
+                path,
             });
         }
         let applied = match fix {
