@@ -26,7 +26,8 @@ use gatekeeper::plan::{Selection, Shard};
         "Exit codes:\n",
         "  0  every gate passed\n",
         "  1  a gate failed (a kernel regressed, is incorrect, or errored)\n",
-        "  2  usage, configuration or environment error"
+        "  2  usage, configuration or environment error\n",
+        "  130  interrupted (SIGINT, SIGTERM or SIGHUP)"
     ),
 )]
 pub struct Cli {

@@ -1,8 +1,9 @@
 //! `gates.yaml`, schema version 1: what to run, on which shapes, and how to judge it.
 //!
 //! Loading happens in two passes, as nextest does: serde parses the document strictly (unknown
-//! keys and wrong types are errors that carry the key path and line), then a semantic pass checks
-//! ranges and cross-references and collects *every* problem before giving up.
+//! keys, duplicate keys and wrong types carry the key path and line; [`crate::yaml`] finds all of
+//! them, not just the first), then a semantic pass checks ranges and cross-references and
+//! collects *every* problem before giving up.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -14,11 +15,17 @@ use serde::{Deserialize, Serialize};
 use crate::cuda::spec::{self as cuda_spec, CudaSpec};
 use crate::error::{Error, Result};
 use crate::unique;
+use crate::yaml::{self, Parsed};
 
 /// The file every command reads unless `--config` names another.
 pub const DEFAULT_CONFIG_FILE: &str = "gates.yaml";
 /// The only schema version this build understands.
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// What [`check_name`] accepts, for the JSON Schema: editors then reject what gatekeeper does.
+pub(crate) const NAME_PATTERN: &str = "^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$";
+/// What [`is_identifier`] accepts (parameter, variable, metric and tensor names).
+pub(crate) const IDENTIFIER_PATTERN: &str = "^[A-Za-z_][A-Za-z0-9_]*$";
 
 /// A validated configuration. Only [`Config::load`] and [`Config::from_yaml`] make one.
 #[derive(Debug, Clone)]
@@ -40,16 +47,20 @@ pub struct Config {
 pub struct GateSettings {
     /// Relative slowdown of the (outlier-filtered) mean that counts as a regression.
     #[serde(default = "defaults::regression_threshold")]
+    #[schemars(extend("exclusiveMinimum" = 0), range(max = 10))]
     pub regression_threshold: f64,
     /// A kernel fails when at least this many of its shapes regress.
     #[serde(default = "defaults::min_regressed_shapes")]
+    #[schemars(range(min = 1))]
     pub min_regressed_shapes: usize,
     /// One-sided significance level of Welch's t-test.
     #[serde(default = "defaults::alpha")]
+    #[schemars(extend("exclusiveMinimum" = 0), range(max = 0.5))]
     pub alpha: f64,
     /// Tukey fence multiplier k: samples outside [Q1 - k·IQR, Q3 + k·IQR] are dropped before the
     /// test. `null` keeps every sample.
     #[serde(default = "defaults::outlier_fence")]
+    #[schemars(range(min = 1, max = 100))]
     pub outlier_fence: Option<f64>,
 }
 
@@ -101,8 +112,10 @@ impl Default for GateSettings {
 #[serde(deny_unknown_fields)]
 pub struct TimingSettings {
     #[serde(default = "defaults::warmup")]
+    #[schemars(range(max = 1_000_000))]
     pub warmup: u64,
     #[serde(default = "defaults::samples")]
+    #[schemars(range(min = 5, max = 100_000))]
     pub samples: u64,
     /// Seed for input generation, passed to harnesses as `GATEKEEPER_SEED`.
     #[serde(default = "defaults::seed")]
@@ -146,22 +159,31 @@ impl fmt::Display for ParamValue {
 /// One kernel to gate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("oneOf" = [
+    {"required": ["command"], "properties": {"command": {"type": "array"}}},
+    {"required": ["cuda"], "properties": {"cuda": {"type": "object"}}}
+]))]
 pub struct KernelSpec {
+    #[schemars(regex(pattern = NAME_PATTERN))]
     pub name: String,
     /// A command harness: argv of a program that times the kernel (see the README).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1), extend("prefixItems" = [{"pattern": "\\S"}]))]
     pub command: Option<Vec<String>>,
     /// A CUDA C++ kernel that gatekeeper compiles, checks and times itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cuda: Option<CudaSpec>,
     /// Names of entries in the top-level `shapes`.
+    #[schemars(length(min = 1), extend("uniqueItems" = true))]
     pub shapes: Vec<String>,
     /// Kernels this one is compared with, shape by shape: the reports show its speedup over
     /// each (a peer is an ordinary kernel of this file, e.g. a library's implementation).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(regex(pattern = NAME_PATTERN)))]
     pub peers: Vec<String>,
     /// Seconds one harness run may take before it is killed and the shape becomes `error`.
     #[serde(default = "defaults::timeout_s")]
+    #[schemars(extend("exclusiveMinimum" = 0), range(max = 86_400))]
     pub timeout_s: f64,
     /// Extra environment variables for the harness.
     #[serde(
@@ -169,6 +191,7 @@ pub struct KernelSpec {
         skip_serializing_if = "IndexMap::is_empty",
         deserialize_with = "unique::keys"
     )]
+    #[schemars(extend("propertyNames" = {"pattern": IDENTIFIER_PATTERN}))]
     pub env: IndexMap<String, String>,
     /// Gate 4: static resources of the compiled kernel and Nsight Compute targets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -191,6 +214,7 @@ pub struct KernelProfile {
     pub max_registers: Option<u32>,
     /// Least theoretical occupancy, % of the SM's warp slots.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
     pub min_occupancy_pct: Option<f64>,
     /// Floating-point operations per launch, over the shape's parameters (for the floor).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -214,9 +238,10 @@ pub enum TensorCores {
     Required,
 }
 
-/// A metric's allowed range; either end may be open.
+/// A metric's allowed range; either end may be open, not both.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("minProperties" = 1))]
 pub struct Bound {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min: Option<f64>,
@@ -234,6 +259,10 @@ pub struct ProfileSettings {
         skip_serializing_if = "IndexMap::is_empty",
         deserialize_with = "unique::keys"
     )]
+    #[schemars(extend(
+        "propertyNames" = {"pattern": IDENTIFIER_PATTERN},
+        "additionalProperties" = {"type": "string", "pattern": "^[^, ]*[^,\\s][^, ]*$"}
+    ))]
     pub metrics: IndexMap<String, String>,
     /// Measured peaks by device (the folder name under `baselines/`), for the floor.
     #[serde(
@@ -248,8 +277,10 @@ pub struct ProfileSettings {
 #[serde(deny_unknown_fields)]
 pub struct Peaks {
     /// Tensor-core rate, TFLOP/s.
+    #[schemars(extend("exclusiveMinimum" = 0))]
     pub tflops: f64,
     /// Device-memory bandwidth, GB/s.
+    #[schemars(extend("exclusiveMinimum" = 0))]
     pub bandwidth_gbs: f64,
 }
 
@@ -289,13 +320,17 @@ mod defaults {
     description = "Kernels, shapes and thresholds for gatekeeper, a CI gate for GPU kernels."
 )]
 struct RawConfig {
+    /// The schema version; only 1 exists.
+    #[schemars(extend("const" = SCHEMA_VERSION))]
     version: u32,
     #[serde(default)]
     gate: GateSettings,
     #[serde(default)]
     timing: TimingSettings,
     #[serde(deserialize_with = "shape_map")]
+    #[schemars(schema_with = "shapes_schema")]
     shapes: IndexMap<String, Params>,
+    #[schemars(length(min = 1))]
     kernels: Vec<KernelSpec>,
     #[serde(default)]
     profile: ProfileSettings,
@@ -314,6 +349,22 @@ fn shape_map<'de, D: serde::Deserializer<'de>>(
     struct UniqueParams(#[serde(deserialize_with = "unique::keys")] Params);
     let shapes: IndexMap<String, UniqueParams> = unique::keys(deserializer)?;
     Ok(shapes.into_iter().map(|(k, v)| (k, v.0)).collect())
+}
+
+/// `shapes`: at least one, named as [`check_name`] wants, with identifier parameter names.
+fn shapes_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let param = generator.subschema_for::<ParamValue>();
+    schemars::json_schema!({
+        "description": "Named parameter sets: integers, numbers, booleans or strings.",
+        "type": "object",
+        "minProperties": 1,
+        "propertyNames": {"pattern": NAME_PATTERN},
+        "additionalProperties": {
+            "type": "object",
+            "propertyNames": {"pattern": IDENTIFIER_PATTERN},
+            "additionalProperties": param
+        }
+    })
 }
 
 /// The JSON Schema of gates.yaml, for editors that validate and complete YAML.
@@ -340,10 +391,34 @@ impl Config {
             path: path.to_path_buf(),
             problems,
         };
-        let raw = parse(text).map_err(|problem| invalid(vec![problem]))?;
+        let raw = match yaml::parse::<RawConfig>(text) {
+            Parsed::Valid(raw) => raw,
+            Parsed::Invalid { problems, stand_in } => {
+                let mut found: Vec<String> = problems
+                    .iter()
+                    .map(|problem| plain_message(&problem.to_string()))
+                    .collect();
+                // The parts that did read are still checked, so one pass lists everything.
+                if let Some((raw, stand_ins)) = stand_in {
+                    let stand_ins: Vec<String> = stand_ins.iter().map(|p| p.to_string()).collect();
+                    found.extend(
+                        validate(&raw)
+                            .into_iter()
+                            .filter(|(key, _)| !stand_ins.iter().any(|s| shadowed_by(key, s)))
+                            .map(|(key, message)| format!("`{key}`: {message}")),
+                    );
+                }
+                return Err(invalid(found));
+            }
+        };
         let problems = validate(&raw);
         if !problems.is_empty() {
-            return Err(invalid(problems));
+            return Err(invalid(
+                problems
+                    .into_iter()
+                    .map(|(key, message)| format!("`{key}`: {message}"))
+                    .collect(),
+            ));
         }
         let root = match path.parent() {
             Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
@@ -380,39 +455,8 @@ impl Config {
     }
 }
 
-/// Strict parse: the message names the key path and, where serde_yaml knows it, the line.
-fn parse(text: &str) -> std::result::Result<RawConfig, String> {
-    let deserializer = serde_yaml::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(deserializer).map_err(|err| {
-        let key = err.path().to_string();
-        let inner = err.inner();
-        let location = inner
-            .location()
-            .map(|at| format!("line {}: ", at.line()))
-            .unwrap_or_default();
-        let message = plain_message(&inner.to_string(), inner.location().is_some());
-        if key == "." || key.is_empty() {
-            format!("{location}{message}")
-        } else {
-            format!("{location}`{key}`: {message}")
-        }
-    })
-}
-
-/// serde_yaml's message without what we print ourselves (its own, coarser key path and the
-/// location), and with type names a YAML author knows.
-fn plain_message(message: &str, has_location: bool) -> String {
-    let mut message = message.to_string();
-    if has_location {
-        if let Some(cut) = message.rfind(" at line ") {
-            message.truncate(cut);
-        }
-    }
-    if let Some((prefix, rest)) = message.split_once(": ") {
-        if !prefix.contains(' ') {
-            message = rest.to_string();
-        }
-    }
+/// serde's messages with type names a YAML author knows.
+fn plain_message(message: &str) -> String {
     const PLAIN: [(&str, &str); 8] = [
         (
             "data did not match any variant of untagged enum ParamValue",
@@ -432,16 +476,58 @@ fn plain_message(message: &str, has_location: bool) -> String {
         ("expected usize", "expected a whole number >= 0"),
         ("expected a sequence", "expected a list"),
     ];
+    let mut message = message.to_string();
     for (from, to) in PLAIN {
         message = message.replace(from, to);
     }
     message
 }
 
-/// Semantic checks: every problem, each naming its key path.
-fn validate(raw: &RawConfig) -> Vec<String> {
+/// Whether a semantic problem at `key` may come from the stand-in put at `stand_in` for a value
+/// of the wrong type, rather than from the file: it lies inside the stand-in, or is checked
+/// against it (kernels' shape lists and expressions against the shapes, peers against kernel
+/// names, the rest of a `cuda` or `profile` block against its parts, targets against the metric
+/// names).
+fn shadowed_by(key: &str, stand_in: &str) -> bool {
+    let under = |prefix: &str| {
+        prefix.is_empty()
+            || key == prefix
+            || key.starts_with(&format!("{prefix}."))
+            || key.starts_with(&format!("{prefix}["))
+    };
+    if under(stand_in) {
+        return true;
+    }
+    if stand_in == "shapes" {
+        return key.starts_with("kernels");
+    }
+    if stand_in.starts_with("shapes.") {
+        return key.starts_with("kernels") && (key.contains(".cuda") || key.contains(".profile"));
+    }
+    if stand_in == "profile" || stand_in.starts_with("profile.metrics") {
+        return key.contains(".profile.targets");
+    }
+    let Some(rest) = stand_in.strip_prefix("kernels") else {
+        return false;
+    };
+    let in_kernel = rest
+        .strip_prefix('[')
+        .and_then(|rest| rest.split_once(']'))
+        .map(|(index, field)| (index, field.trim_start_matches('.')));
+    match in_kernel {
+        None => true,
+        Some((_, "" | "name")) => key.ends_with(".name") || key.contains(".peers["),
+        Some((index, field)) => {
+            let block = field.split(['.', '[']).next().unwrap_or_default();
+            matches!(block, "cuda" | "profile") && under(&format!("kernels[{index}].{block}"))
+        }
+    }
+}
+
+/// Semantic checks: every problem, as (key path, message).
+fn validate(raw: &RawConfig) -> Vec<(String, String)> {
     let mut problems = Vec::new();
-    let mut problem = |key: &str, message: String| problems.push(format!("`{key}`: {message}"));
+    let mut problem = |key: &str, message: String| problems.push((key.to_string(), message));
 
     if raw.version != SCHEMA_VERSION {
         problem(
@@ -867,6 +953,106 @@ kernels:
             );
         }
         assert_eq!(problems.len(), expect.len(), "{problems:#?}");
+    }
+
+    #[test]
+    fn every_wrong_type_is_listed_with_the_checks_of_the_rest() {
+        let text = r#"version: 1
+gate: {regression_threshold: high, min_regressed_shapes: two, alpha: 0.9}
+timing: {warmup: x, samples: 0, seed: -1}
+shapes:
+  mission: {B: [2], H: 16}
+kernels:
+  - name: a
+    command: python3 bench.py
+    shapes: [mission, huge]
+    timeout_s: forever
+    env: {A: [1]}
+  - name: b
+    command: [x]
+    shapes: mission
+    peers: [nobody]
+    profile: {spills: none}
+"#;
+        let problems = problems(text);
+        let expect = [
+            "line 2: `gate.regression_threshold`: invalid type: string \"high\", expected a number",
+            "line 2: `gate.min_regressed_shapes`: invalid type: string \"two\"",
+            "line 3: `timing.warmup`: invalid type: string \"x\"",
+            "line 3: `timing.seed`: invalid type: integer `-1`",
+            "line 5: `shapes.mission.B`: expected a number, boolean or string",
+            "line 8: `kernels[0].command`: invalid type: string \"python3 bench.py\", expected a list",
+            "line 10: `kernels[0].timeout_s`: invalid type: string \"forever\"",
+            "line 11: `kernels[0].env.A`: invalid type: sequence, expected a string",
+            "line 14: `kernels[1].shapes`: invalid type: string \"mission\", expected a list",
+            "line 16: `kernels[1].profile.spills`: invalid type: string \"none\"",
+            // The parts that read are still checked; values that did not are not judged again.
+            "`gate.alpha`: must be in (0, 0.5], got 0.9",
+            "`timing.samples`: must be in [5, 100000], got 0",
+            "`kernels[0].shapes[1]`: unknown shape \"huge\"",
+            "`kernels[1].peers[0]`: unknown kernel \"nobody\"",
+        ];
+        for (problem, needle) in problems.iter().zip(expect) {
+            assert!(problem.starts_with(needle), "{needle:?} in {problems:#?}");
+        }
+        assert_eq!(problems.len(), expect.len(), "{problems:#?}");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_ignored() {
+        let config = load(&format!("\u{feff}{VALID}")).unwrap();
+        assert_eq!(config.kernels[0].name, "my_kernel");
+        // Not read as part of the first key: a problem there still names `version`.
+        let problems = problems(&format!(
+            "\u{feff}{}",
+            VALID.trim_start().replace("version: 1", "version: x")
+        ));
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert!(problems[0].starts_with("line 1: `version`"), "{problems:?}");
+    }
+
+    #[test]
+    fn stand_ins_hide_only_the_checks_that_depend_on_them() {
+        assert!(shadowed_by("kernels[0].shapes[1]", "shapes"));
+        assert!(!shadowed_by("kernels[0].shapes[1]", "shapes.mission.B"));
+        assert!(shadowed_by(
+            "kernels[0].cuda.launches[0].grid[0]",
+            "shapes.mission.B"
+        ));
+        assert!(shadowed_by("kernels[1].peers[0]", "kernels[0].name"));
+        assert!(!shadowed_by("kernels[1].timeout_s", "kernels[0].name"));
+        assert!(shadowed_by(
+            "kernels[0].cuda.launches[0].args[1]",
+            "kernels[0].cuda.tensors"
+        ));
+        assert!(!shadowed_by(
+            "kernels[1].cuda.trials",
+            "kernels[0].cuda.tensors"
+        ));
+        assert!(shadowed_by(
+            "kernels[0].profile.targets.x",
+            "profile.metrics.x"
+        ));
+        assert!(!shadowed_by("gate.alpha", "timing.samples"));
+        assert!(shadowed_by("gate.alpha", ""));
+    }
+
+    #[test]
+    fn schema_patterns_agree_with_the_name_checks() {
+        let schema = serde_json::json!({"properties": {
+            "name": {"pattern": NAME_PATTERN},
+            "identifier": {"pattern": IDENTIFIER_PATTERN},
+        }});
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        let (longest, too_long) = ("x".repeat(100), "x".repeat(101));
+        for name in [
+            "a", "A.b-c_1", "_x", "9", "x9", ".hidden", "-x", "", "a/b", "a b", "a\n", "é",
+            &longest, &too_long,
+        ] {
+            let valid = |key: &str| validator.is_valid(&serde_json::json!({ key: name }));
+            assert_eq!(valid("name"), check_name(name).is_ok(), "{name:?}");
+            assert_eq!(valid("identifier"), is_identifier(name), "{name:?}");
+        }
     }
 
     #[test]

@@ -21,3 +21,4 @@ pub mod record;
 pub mod report;
 pub mod stats;
 pub mod unique;
+pub mod yaml;

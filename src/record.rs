@@ -112,6 +112,12 @@ pub struct ShapeResult {
     /// Samples dropped as outliers.
     pub baseline_dropped: Option<usize>,
     pub candidate_dropped: Option<usize>,
+    /// Samples asked of the harness (`timing.samples`) and samples it returned, which a harness
+    /// may make fewer; absent where nothing was timed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub samples_requested: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub samples_returned: Option<usize>,
     pub correct: Option<bool>,
     pub max_abs_err: Option<f64>,
     pub max_rel_err: Option<f64>,
@@ -184,6 +190,8 @@ impl ShapeResult {
             candidate_n: None,
             baseline_dropped: None,
             candidate_dropped: None,
+            samples_requested: None,
+            samples_returned: None,
             correct: None,
             max_abs_err: None,
             max_rel_err: None,
@@ -454,6 +462,8 @@ impl ShapeResult {
             gate,
         );
         judged.job = self.job;
+        judged.samples_requested = self.samples_requested;
+        judged.samples_returned = self.samples_returned;
         judged.profile = self.profile.clone();
         judged
     }

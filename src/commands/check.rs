@@ -82,6 +82,10 @@ pub fn run(options: &CheckOptions) -> Result<u8> {
                 &config.gate,
             );
             result.job = job.index;
+            if let Some(measured) = outcome.as_ref().ok().filter(|m| !m.samples_us.is_empty()) {
+                result.samples_requested = Some(config.timing.samples);
+                result.samples_returned = Some(measured.samples_us.len());
+            }
             result
         })
         .collect();

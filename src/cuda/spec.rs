@@ -16,20 +16,27 @@ use crate::config::Params;
 #[serde(deny_unknown_fields)]
 pub struct CudaSpec {
     /// CUDA C++ source, relative to the folder of gates.yaml and inside it.
+    #[schemars(regex(pattern = RELATIVE_PATTERN), extend("not" = {"type": "string", "pattern": LEAVING_PATTERN}))]
     pub source: String,
     /// Extra NVRTC options. The architecture defaults to the device's.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub options: Vec<String>,
     /// Device buffers, in order; inputs get seeded random data, outputs a NaN sentinel.
     #[serde(deserialize_with = "crate::unique::keys")]
+    #[schemars(extend(
+        "minProperties" = 1,
+        "propertyNames" = {"pattern": crate::config::IDENTIFIER_PATTERN}
+    ))]
     pub tensors: IndexMap<String, TensorSpec>,
     /// The launches that make up one run of the kernel, in order.
+    #[schemars(length(min = 1))]
     pub launches: Vec<LaunchSpec>,
     /// The kernel it is checked against, computing every output in f32.
     pub reference: ReferenceSpec,
     pub tolerance: Tolerance,
     /// Correctness trials, each with fresh inputs.
     #[serde(default = "default_trials")]
+    #[schemars(range(min = 1, max = 100))]
     pub trials: u32,
     /// `cold` flushes L2 before every timed sample; `hot` keeps what the previous run left.
     #[serde(default)]
@@ -40,11 +47,17 @@ fn default_trials() -> u32 {
     3
 }
 
+/// For the JSON Schema, what [`check_source_path`] wants: a non-empty path that does not start
+/// at the root, and no `..` component (a string matching the second is refused).
+const RELATIVE_PATTERN: &str = "^[^/]";
+const LEAVING_PATTERN: &str = "(^|/)\\.\\.(/|$)";
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TensorSpec {
     pub dtype: DType,
     /// Dimensions as expressions over the shape's parameters.
+    #[schemars(length(min = 1))]
     pub shape: Vec<Expr>,
     #[serde(default)]
     pub output: bool,
@@ -60,6 +73,7 @@ pub struct TensorSpec {
 /// as a struct because serde_yaml spells enums as YAML tags, which nobody writes by hand.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("minProperties" = 1, "maxProperties" = 1))]
 pub struct InitSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uniform: Option<[f64; 2]>,
@@ -111,8 +125,11 @@ impl Default for Init {
 pub struct LaunchSpec {
     /// `extern "C"` entry point. `{NAME}` is replaced by the shape's parameter NAME, so one
     /// kernel can pick a specialisation per shape: `attention_d{D}_causal{CAUSAL}`.
+    #[schemars(regex(pattern = "^[{}]*[A-Za-z_][A-Za-z0-9_{}]*$"))]
     pub entry: String,
+    #[schemars(length(min = 1, max = 3))]
     pub grid: Vec<Expr>,
+    #[schemars(length(min = 1, max = 3))]
     pub block: Vec<Expr>,
     #[serde(default = "zero")]
     pub shared_bytes: Expr,
@@ -120,6 +137,7 @@ pub struct LaunchSpec {
     /// Which stream it runs on (0, the default, or an auxiliary stream 1, 2, ...). Every stream
     /// is joined before a sample ends, so work moved to another stream is still timed.
     #[serde(default)]
+    #[schemars(range(max = MAX_STREAM))]
     pub stream: u32,
 }
 
@@ -132,9 +150,11 @@ fn zero() -> Expr {
 pub struct ReferenceSpec {
     /// Defaults to the kernel's own source.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = RELATIVE_PATTERN), extend("not" = {"type": "string", "pattern": LEAVING_PATTERN}))]
     pub source: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub options: Vec<String>,
+    #[schemars(length(min = 1))]
     pub launches: Vec<LaunchSpec>,
 }
 
@@ -182,6 +202,7 @@ pub enum ArgSpec {
 /// `{i32: expr}`, `{f32: expr}`, ...: one key naming the C type of the parameter.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("minProperties" = 1, "maxProperties" = 1))]
 pub struct ScalarSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub i32: Option<Expr>,

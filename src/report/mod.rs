@@ -214,6 +214,8 @@ pub(crate) mod fixture {
             candidate_n: None,
             baseline_dropped: None,
             candidate_dropped: None,
+            samples_requested: None,
+            samples_returned: None,
             correct: None,
             max_abs_err: None,
             max_rel_err: None,
