@@ -962,3 +962,42 @@ kernels:
         );
     }
 }
+
+#[test]
+fn a_norm_wise_error_reaches_every_report() {
+    let gates = r#"version: 1
+shapes:
+  a: {N: 1}
+kernels:
+  - name: k
+    command: ["python3", "wrong.py"]
+    shapes: [a]
+"#;
+    let project = Project::new(gates);
+    project.write(
+        "wrong.py",
+        r#"import json
+print(json.dumps({"correct": False, "max_abs_err": 0.004, "rel_l2_err": 1.0,
+                  "message": "all zeros", "device": "cpu"}))
+"#,
+    );
+    project
+        .gatekeeper(&[
+            "check",
+            "--json",
+            "out.json",
+            "--junit",
+            "out.xml",
+            "--markdown",
+            "out.md",
+        ])
+        .code(1)
+        .stdout(predicate::str::contains(
+            "max abs err 0.0040, rel L2 err 1.0000",
+        ));
+    assert_eq!(project.json("out.json")["results"][0]["rel_l2_err"], 1.0);
+    for file in ["out.xml", "out.md"] {
+        let text = std::fs::read_to_string(project.path().join(file)).unwrap();
+        assert!(text.contains("rel L2 err 1.0000"), "{file}: {text}");
+    }
+}

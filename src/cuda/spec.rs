@@ -161,11 +161,14 @@ pub struct ReferenceSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Tolerance {
+    #[schemars(range(min = 0))]
     pub atol: f64,
+    #[schemars(range(min = 0))]
     pub rtol: f64,
     /// Largest relative L2 error ‖got − want‖₂ / ‖want‖₂ of an output; defaults to
     /// [`Tolerance::DEFAULT_REL_L2`] or `rtol`, whichever is larger.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("exclusiveMinimum" = 0), range(max = 1))]
     pub rel_l2: Option<f64>,
 }
 

@@ -6,7 +6,9 @@
 
 use junit_report::{Duration, OffsetDateTime, ReportBuilder, TestCase, TestSuiteBuilder};
 
-use super::{describe_gate, format_delta, format_mean, format_p, neutralise, Exporter};
+use super::{
+    describe_errors, describe_gate, format_delta, format_mean, format_p, neutralise, Exporter,
+};
 use crate::compare::Verdict;
 use crate::record::{RunRecord, ShapeResult};
 
@@ -78,13 +80,8 @@ fn summarize(result: &ShapeResult) -> String {
     match result.verdict {
         Verdict::Error => return format!("error: {message}"),
         Verdict::Incorrect => {
-            let error =
-                |value: Option<f64>| value.map_or("—".to_string(), |v| format!("{v:.3e}"));
-            return format!(
-                "incorrect: max abs err {}, max rel err {}",
-                error(result.max_abs_err),
-                error(result.max_rel_err)
-            );
+            let errors = describe_errors(result).unwrap_or_else(|| "no errors reported".into());
+            return format!("incorrect: {errors}");
         }
         _ => {}
     }

@@ -12,8 +12,8 @@
 use std::fmt::Write;
 
 use super::{
-    describe_gate, format_delta, format_mean, format_p, is_unsafe, neutralise, push_escaped,
-    short_commit, Exporter,
+    describe_errors, describe_gate, format_delta, format_mean, format_p, is_unsafe, neutralise,
+    push_escaped, short_commit, Exporter,
 };
 use crate::compare::Verdict;
 use crate::record::{KernelResult, RunRecord, ShapeResult};
@@ -420,21 +420,11 @@ fn verdict_cell(result: &ShapeResult) -> String {
     };
     let mut cell = word.to_string();
     if result.verdict == Verdict::Incorrect {
-        if let Some(err) = result.max_abs_err {
-            let _ = write!(cell, " (max abs err {})", format_error(err));
+        if let Some(errors) = describe_errors(result) {
+            let _ = write!(cell, " ({errors})");
         }
     }
     cell
-}
-
-fn format_error(value: f64) -> String {
-    if !value.is_finite() {
-        "inf".to_string()
-    } else if (1e-3..1e4).contains(&value) {
-        format!("{value:.4}")
-    } else {
-        format!("{value:.2e}")
-    }
 }
 
 /// Messages and stderr of the shapes that went wrong, folded: one whole block per shape.
@@ -446,7 +436,7 @@ fn logs(run: &RunRecord) -> Vec<String> {
         };
         if !matches!(
             result.verdict,
-            Verdict::Error | Verdict::Incorrect | Verdict::Inconclusive
+            Verdict::Error | Verdict::Incorrect | Verdict::Inconclusive | Verdict::Regressed
         ) {
             continue;
         }

@@ -65,6 +65,32 @@ pub(crate) fn format_p(result: &ShapeResult) -> String {
     }
 }
 
+/// A correctness error in the reports' style: `inf` when infinite, 4 decimals in a readable
+/// range, scientific notation outside it.
+pub(crate) fn format_error(value: f64) -> String {
+    if !value.is_finite() {
+        "inf".to_string()
+    } else if (1e-3..1e4).contains(&value) {
+        format!("{value:.4}")
+    } else {
+        format!("{value:.2e}")
+    }
+}
+
+/// The output errors the harness reported, `max abs err 1.129, max rel err inf, rel L2 err
+/// 1.0000`, or `None` when it reported none.
+pub(crate) fn describe_errors(result: &ShapeResult) -> Option<String> {
+    let parts: Vec<String> = [
+        ("max abs err", result.max_abs_err),
+        ("max rel err", result.max_rel_err),
+        ("rel L2 err", result.rel_l2_err),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| value.map(|v| format!("{name} {}", format_error(v))))
+    .collect();
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
 /// The first 12 characters of a commit id. A record is a file anyone can edit, so the id may
 /// hold any text: it is cut at a character, never inside one.
 pub(crate) fn short_commit(commit: &str) -> &str {
@@ -292,6 +318,7 @@ pub(crate) mod fixture {
         wrong.correct = Some(false);
         wrong.max_abs_err = Some(1.129);
         wrong.max_rel_err = Some(f64::INFINITY);
+        wrong.rel_l2_err = Some(1.0);
         wrong.message = Some("the harness reported incorrect output".into());
         let mut fresh = shape("gemm", "wide", Verdict::NoBaseline);
         fresh.candidate_mean_us = Some(812.5);
@@ -316,7 +343,11 @@ pub(crate) mod fixture {
                 0.0004,
             ),
             timed("attention", "wide", Verdict::Improved, 75.0, 0.82, 0.0002),
-            timed("gemm", "mission", Verdict::Regressed, 210.0, 1.12, 0.003),
+            {
+                let mut capped = timed("gemm", "mission", Verdict::Regressed, 210.0, 1.12, 0.003);
+                capped.message = Some("16 of the candidate's 48 samples (33 %) lie outside the outlier fences: more than a heavy tail explains, so only the 12 farthest were dropped".into());
+                capped
+            },
             timed("gemm", "long", Verdict::Inconclusive, 95.0, 1.06, 0.2),
             fresh,
             wrong,

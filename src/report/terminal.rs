@@ -7,7 +7,11 @@
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{CellAlignment, ContentArrangement, Table};
 
-use super::{describe_gate, format_delta, format_mean, format_p, format_us, neutralise, Exporter};
+use super::{
+    describe_errors, describe_gate, format_delta, format_mean, format_p, format_us, neutralise,
+    Exporter,
+};
+use crate::compare::Verdict;
 use crate::record::RunRecord;
 
 pub struct Terminal;
@@ -76,6 +80,11 @@ impl Exporter for Terminal {
                 // The rest of a long message, such as a compiler log with file(line) errors.
                 for line in lines.take(MESSAGE_LINES) {
                     out.push_str(&format!("    {line}\n"));
+                }
+            }
+            if result.verdict == Verdict::Incorrect {
+                if let Some(errors) = describe_errors(result) {
+                    out.push_str(&format!("    {errors}\n"));
                 }
             }
             if let Some(tail) = &result.stderr_tail {
