@@ -571,28 +571,6 @@ fn the_repositorys_own_gates_yaml_is_valid() {
     assert!(!config.kernels.is_empty());
 }
 
-const CUDA_GATES: &str = r#"version: 1
-shapes:
-  small: {N: 4096}
-kernels:
-  - name: harnessed
-    command: ["python3", "harness.py"]
-    shapes: [small]
-  - name: saxpy
-    shapes: [small]
-    cuda:
-      source: kernels/saxpy.cu
-      tensors:
-        x: {dtype: f32, shape: [N]}
-        out: {dtype: f32, shape: [N], output: true}
-      launches:
-        - {entry: saxpy, grid: ["ceil(N / 256)"], block: [256], args: [x, out, {i32: N}]}
-      reference:
-        launches:
-          - {entry: saxpy_ref, grid: ["ceil(N / 256)"], block: [256], args: [x, out, {i32: N}]}
-      tolerance: {atol: 1.0e-6, rtol: 1.0e-6}
-"#;
-
 #[test]
 fn cuda_kernels_without_a_driver_exit_2_with_one_clear_line() {
     if gatekeeper::cuda::driver::driver_present() {

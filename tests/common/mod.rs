@@ -131,3 +131,26 @@ pub fn verdicts(run: &Value) -> Vec<String> {
         })
         .collect()
 }
+
+/// A `cuda:` kernel beside a command harness.
+pub const CUDA_GATES: &str = r#"version: 1
+shapes:
+  small: {N: 4096}
+kernels:
+  - name: harnessed
+    command: ["python3", "harness.py"]
+    shapes: [small]
+  - name: saxpy
+    shapes: [small]
+    cuda:
+      source: kernels/saxpy.cu
+      tensors:
+        x: {dtype: f32, shape: [N]}
+        out: {dtype: f32, shape: [N], output: true}
+      launches:
+        - {entry: saxpy, grid: ["ceil(N / 256)"], block: [256], args: [x, out, {i32: N}]}
+      reference:
+        launches:
+          - {entry: saxpy_ref, grid: ["ceil(N / 256)"], block: [256], args: [x, out, {i32: N}]}
+      tolerance: {atol: 1.0e-6, rtol: 1.0e-6}
+"#;
