@@ -20,6 +20,13 @@ const STALE_TEMP: Duration = Duration::from_secs(3600);
 /// Writes `bytes` to `path`: atomically for a regular or new file (keeping an existing file's
 /// mode; a new one follows the umask), through the link or device otherwise.
 pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
+    if let Some(mut stream) = own_stream(path) {
+        return match stream.write_all(bytes).and_then(|()| stream.flush()) {
+            // The reader went away: as for everything else printed, not an error.
+            Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            result => result.map_err(|err| Error::io(path, err)),
+        };
+    }
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_file() => {
             let temp = staged(path, bytes, Some(meta.permissions()))?;
@@ -143,6 +150,30 @@ pub fn check_writable(path: &Path) -> Result<()> {
 
 /// Writes into whatever `path` leads to (a link's target, a device, a FIFO), as a shell's `>`
 /// would. A device that refuses the bytes (`/dev/full`) is an error, not a quiet loss.
+/// gatekeeper's own stdout or stderr when `path` is one of them: `/dev/stdout`, `/proc/self/fd/1`,
+/// or the very file stdout is redirected to (`--json /dev/stdout > run.txt`). Opening the path
+/// would start a second write position in that file, and the table printed next would overwrite
+/// the report; writing to the stream keeps both, in order.
+fn own_stream(path: &Path) -> Option<Box<dyn Write>> {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let target = std::fs::metadata(path).ok()?;
+    // `st_dev` and `st_ino` are u64 on Linux but other widths elsewhere.
+    #[allow(clippy::unnecessary_cast)]
+    let same = |fd: std::os::fd::BorrowedFd<'_>| {
+        nix::sys::stat::fstat(fd).is_ok_and(|stat| {
+            stat.st_dev as u64 == target.dev() && stat.st_ino as u64 == target.ino()
+        })
+    };
+    if same(std::io::stdout().as_fd()) {
+        Some(Box::new(std::io::stdout()))
+    } else if same(std::io::stderr().as_fd()) {
+        Some(Box::new(std::io::stderr()))
+    } else {
+        None
+    }
+}
+
 fn write_through(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut file: File = OpenOptions::new()
         .write(true)

@@ -979,3 +979,23 @@ print(json.dumps({"correct": False, "max_abs_err": 0.004, "rel_l2_err": 1.0,
         assert!(text.contains("rel L2 err 1.0000"), "{file}: {text}");
     }
 }
+
+#[test]
+fn a_report_to_dev_stdout_redirected_to_a_file_keeps_the_report_and_the_table() {
+    let project = Project::new(GATES);
+    let captured = project.path().join("captured.txt");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_gatekeeper"))
+        .current_dir(project.path())
+        .args(["check", "--json", "/dev/stdout"])
+        .stdout(std::fs::File::create(&captured).unwrap())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let text = std::fs::read_to_string(&captured).unwrap();
+    // The record first, whole, then the table after it, not over it.
+    let record_end = text.find("\n}\n").expect("the JSON record is in the file") + 3;
+    let record: Value = serde_json::from_str(&text[..record_end]).unwrap();
+    assert_eq!(record["results"].as_array().unwrap().len(), 3);
+    assert!(text[record_end..].contains("no_baseline"), "{text}");
+}
