@@ -162,8 +162,14 @@ impl Source {
                 let mut devices = Vec::new();
                 for entry in entries {
                     let entry = entry.map_err(|err| Error::io(dir, err))?;
+                    let name = entry.file_name().to_string_lossy().into_owned();
                     if entry.path().is_dir() {
-                        devices.push(entry.file_name().to_string_lossy().into_owned());
+                        devices.push(name);
+                    } else if could_be_device_folder(&name) {
+                        return Err(Error::Usage(format!(
+                            "{}: is a file where a device's baseline folder goes; remove it or make it a folder",
+                            entry.path().display()
+                        )));
                     }
                 }
                 devices.sort();
@@ -186,6 +192,9 @@ impl Source {
                 for (name, kind) in repo.list(resolved.commit, dir)? {
                     match kind {
                         EntryKind::Folder => devices.push(name),
+                        EntryKind::File if could_be_device_folder(&name) => {
+                            return Err(not_expected(resolved, &dir.join(name), kind, "a folder"))
+                        }
                         EntryKind::File => {}
                         EntryKind::Symlink | EntryKind::Submodule => {
                             return Err(not_expected(resolved, &dir.join(name), kind, "a folder"))
@@ -231,6 +240,13 @@ impl Source {
 /// A path in a ref's tree as the user would name it: `main:baselines/gpu/k.json`.
 fn shown(resolved: &ResolvedRef, path: &Path) -> PathBuf {
     PathBuf::from(format!("{}:{}", resolved.matched, path.display()))
+}
+
+/// Whether a file of this name beside the device folders sits where a device's folder would
+/// go. Device folders never hold a dot, so `.gitignore` or `README.md` there are left alone,
+/// while a file named like a device would silently hide that device's baselines.
+fn could_be_device_folder(name: &str) -> bool {
+    !name.contains('.')
 }
 
 fn not_expected(resolved: &ResolvedRef, path: &Path, kind: EntryKind, wanted: &str) -> Error {

@@ -68,10 +68,11 @@ pub struct Comparison {
     pub candidate: Summary,
     pub baseline_dropped: usize,
     pub candidate_dropped: usize,
-    /// Set when the outlier fences would have dropped more than [`MAX_DROPPED_SHARE`] of a
-    /// side and only that share was dropped: how many lay outside, for the reports.
+    /// Set when a side lost more than [`NOTED_SHARE`] of its samples to the outlier fences, or
+    /// would have lost more than [`MAX_DROPPED_SHARE`] (and lost only that): how many, for the
+    /// reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub filter_capped: Option<String>,
+    pub outlier_note: Option<String>,
 }
 
 /// The largest share of one side's samples the outlier filter may drop. GPU timings put up to
@@ -79,6 +80,11 @@ pub struct Comparison {
 /// trimming a tail but cutting into the distribution itself, so only the farthest outliers, up
 /// to this share, are dropped (and the reports say so).
 pub const MAX_DROPPED_SHARE: f64 = 0.25;
+
+/// A side that loses more than this share of its samples to the fences is named in the
+/// shape's message: a slow mode in, say, a fifth of a kernel's runs is dropped as a tail, and
+/// the reader should see that it was.
+pub const NOTED_SHARE: f64 = 0.1;
 
 /// Compares candidate samples with baseline samples under the gate's settings.
 ///
@@ -90,19 +96,28 @@ pub fn compare(baseline: &[f64], candidate: &[f64], gate: &GateSettings) -> Opti
         stats::filter_capped(baseline, fences, MAX_DROPPED_SHARE);
     let (candidate_kept, candidate_outside) =
         stats::filter_capped(candidate, fences, MAX_DROPPED_SHARE);
-    let capped = |side: &str, kept: &stats::Filtered, outside: usize, total: usize| {
-        (outside > kept.dropped).then(|| {
-            format!(
+    let note = |side: &str, kept: &stats::Filtered, outside: usize, total: usize| {
+        let share = |n: usize| n as f64 / total as f64 * 100.0;
+        if outside > kept.dropped {
+            Some(format!(
                 "{outside} of the {side}'s {total} samples ({:.0} %) lie outside the outlier fences: \
                  more than a heavy tail explains, so only the {} farthest were dropped",
-                outside as f64 / total as f64 * 100.0,
+                share(outside),
                 kept.dropped
-            )
-        })
+            ))
+        } else if kept.dropped as f64 > NOTED_SHARE * total as f64 {
+            Some(format!(
+                "{} of the {side}'s {total} samples ({:.0} %) were dropped as outliers",
+                kept.dropped,
+                share(kept.dropped)
+            ))
+        } else {
+            None
+        }
     };
     let notes: Vec<String> = [
-        capped("baseline", &baseline_kept, baseline_outside, baseline.len()),
-        capped(
+        note("baseline", &baseline_kept, baseline_outside, baseline.len()),
+        note(
             "candidate",
             &candidate_kept,
             candidate_outside,
@@ -112,7 +127,7 @@ pub fn compare(baseline: &[f64], candidate: &[f64], gate: &GateSettings) -> Opti
     .into_iter()
     .flatten()
     .collect();
-    let filter_capped = (!notes.is_empty()).then(|| notes.join("; "));
+    let outlier_note = (!notes.is_empty()).then(|| notes.join("; "));
     if baseline_kept.kept.len() < 2 || candidate_kept.kept.len() < 2 {
         return None;
     }
@@ -145,7 +160,7 @@ pub fn compare(baseline: &[f64], candidate: &[f64], gate: &GateSettings) -> Opti
         candidate: candidate_summary,
         baseline_dropped: baseline_kept.dropped,
         candidate_dropped: candidate_kept.dropped,
-        filter_capped,
+        outlier_note,
     })
 }
 
@@ -355,7 +370,7 @@ mod tests {
         assert_eq!(comparison.verdict, Verdict::Regressed, "{comparison:?}");
         assert_eq!(comparison.candidate_dropped, 12);
         assert_eq!(comparison.baseline_dropped, 0);
-        let why = comparison.filter_capped.unwrap();
+        let why = comparison.outlier_note.unwrap();
         assert!(
             why.contains("15 of the candidate's 50 samples (30 %)")
                 && why.contains("only the 12 farthest were dropped"),
@@ -366,8 +381,21 @@ mod tests {
         tail.extend([1000.0; 5]);
         let trimmed = compare(&base, &tail, &gate).unwrap();
         assert_eq!(trimmed.candidate_dropped, 5);
-        assert_eq!(trimmed.filter_capped, None);
+        assert_eq!(
+            trimmed.outlier_note.as_deref(),
+            None,
+            "5 of 50 is no more than a tenth"
+        );
         assert_eq!(trimmed.verdict, Verdict::Unchanged);
+        // A slow mode in a fifth of the runs is trimmed as a tail, and said to be.
+        let mut fifth = ramp(100.0, 40);
+        fifth.extend([150.0; 10]);
+        let noted = compare(&base, &fifth, &gate).unwrap();
+        assert_eq!(noted.candidate_dropped, 10);
+        assert_eq!(
+            noted.outlier_note.as_deref(),
+            Some("10 of the candidate's 50 samples (20 %) were dropped as outliers")
+        );
     }
 
     #[test]

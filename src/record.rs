@@ -260,7 +260,7 @@ impl ShapeResult {
         match compare::compare(samples, &measurement.samples_us, gate) {
             Some(comparison) => {
                 result.set_comparison(&comparison);
-                result.message = comparison.filter_capped;
+                result.message = comparison.outlier_note;
             }
             None => {
                 result.verdict = Verdict::Inconclusive;

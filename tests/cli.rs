@@ -999,3 +999,58 @@ fn a_report_to_dev_stdout_redirected_to_a_file_keeps_the_report_and_the_table() 
     assert_eq!(record["results"].as_array().unwrap().len(), 3);
     assert!(text[record_end..].contains("no_baseline"), "{text}");
 }
+
+#[test]
+fn warnings_on_a_closed_stderr_and_odd_harness_replies_do_not_crash() {
+    let gates = r#"version: 1
+timing: {samples: 5}
+shapes:
+  a: {N: 1}
+  b: {N: 2}
+kernels:
+  - name: k
+    command: ["python3", "reply.py"]
+    shapes: [a, b]
+"#;
+    let project = Project::new(gates);
+    // Shape a: two samples of five (a warning); shape b: a wrong output with two samples and
+    // no warning, since a wrong result is not a short count.
+    project.write(
+        "reply.py",
+        r#"import json, os
+if os.environ["GATEKEEPER_SHAPE"] == "a":
+    print(json.dumps({"samples_us": [200, 201], "device": "cpu"}))
+else:
+    print(json.dumps({"samples_us": [1, 2], "correct": False, "device": "cpu"}))
+"#,
+    );
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gatekeeper"))
+        .current_dir(project.path())
+        .args(["check"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take());
+    assert_eq!(
+        child.wait().unwrap().code(),
+        Some(1),
+        "a closed stderr is not a crash"
+    );
+
+    let output = project.gatekeeper(&["check"]).code(1).get_output().clone();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("k/a: the harness returned 2 of the 5"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("k/b: the harness returned"), "{stderr}");
+
+    project.write("reply.py", "print('{\"error\": \"\"}')\n");
+    project
+        .gatekeeper(&["check"])
+        .code(1)
+        .stdout(predicate::str::contains(
+            "the harness reported an error without a message",
+        ));
+}

@@ -379,3 +379,32 @@ fn the_comment_workflow_posts_the_comment_whole() {
         "the workflow's limit is the renderer's budget"
     );
 }
+
+/// `println!` and `eprintln!` panic on a closed or full stream; everything gatekeeper prints goes
+/// through `outln!`/`errln!` (src/output.rs) instead.
+#[test]
+fn nothing_in_src_prints_with_the_panicking_macros() {
+    let mut offenders = Vec::new();
+    let mut folders = vec![std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src")];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                // Unit tests may print: only the code before the first test module counts.
+                let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+                for (number, line) in code.lines().enumerate() {
+                    let line = line.trim_start();
+                    if !line.starts_with("//")
+                        && (line.contains("println!(") || line.contains("print!("))
+                    {
+                        offenders.push(format!("{}:{}: {line}", path.display(), number + 1));
+                    }
+                }
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "{}", offenders.join("\n"));
+}

@@ -539,6 +539,23 @@ fn against_a_ref_whose_baselines_are_not_plain_folders_and_files_exits_2() {
         .code(2)
         .stderr(predicate::str::contains("baselines/test-gpu/attn.json"));
 
+    // A device folder as a file, in the tree and in the working tree; a dotfile or a file with
+    // an extension beside the device folders is left alone.
+    let project = Project::with_committed_baseline(GATES);
+    let file = project.repo.blob(b"not a folder").unwrap();
+    commit_with_entry(&project, &["baselines", "test-gpu"], file, 0o100644);
+    against_main_exits_2_naming(&project, "baselines/test-gpu", "a file");
+    std::fs::remove_dir_all(project.path().join("baselines/test-gpu")).unwrap();
+    project.write("baselines/test-gpu", "not a folder");
+    project
+        .gatekeeper(&["check"])
+        .code(2)
+        .stderr(predicate::str::contains("baselines/test-gpu: is a file"));
+    let project = Project::with_committed_baseline(GATES);
+    project.write("baselines/README.md", "Baselines of this repository.");
+    project.commit("a readme beside the device folders");
+    project.gatekeeper(&["check", "--against", "main"]).code(0);
+
     let project = Project::with_committed_baseline(GATES);
     let link = project.repo.blob(b"../attn.json").unwrap();
     commit_with_entry(

@@ -144,7 +144,7 @@ fn measure_all(jobs: &[Job], harness: &dyn Harness, settings: &RunSettings) -> V
             );
         }
         if let Some(warning) = short_of_samples(&outcome, settings) {
-            bar.suspend(|| eprintln!("warning: {label}: {warning}"));
+            bar.suspend(|| errln!("warning: {label}: {warning}"));
         }
         bar.inc(1);
         outcomes.push(outcome);
@@ -156,9 +156,9 @@ fn measure_all(jobs: &[Job], harness: &dyn Harness, settings: &RunSettings) -> V
 /// A harness may return fewer samples than `timing.samples` (protocol v1 accepts any two or
 /// more), which weakens the test without failing it: say so rather than let it pass unnoticed.
 fn short_of_samples(outcome: &Outcome, settings: &RunSettings) -> Option<String> {
-    let measurement = outcome.as_ref().ok()?;
+    let measurement = outcome.as_ref().ok().filter(|m| m.correct != Some(false))?;
     let returned = measurement.samples_us.len();
-    // Nothing timed (a wrong result, a launch for the profiler) is not a short count.
+    // Nothing timed (a launch for the profiler) or a wrong result is not a short count.
     (returned > 0 && (returned as u64) < settings.samples).then(|| {
         format!(
             "the harness returned {returned} of the {} samples requested",

@@ -126,7 +126,11 @@ impl Harness for CommandHarness {
 
         let report = parse_report(&stdout, self.launch_only).map_err(fail)?;
         if let Some(error) = report.error {
-            return Err(fail(error));
+            return Err(fail(if error.trim().is_empty() {
+                "the harness reported an error without a message".to_string()
+            } else {
+                error
+            }));
         }
         Ok(Measurement {
             samples_us: report.samples_us,
