@@ -103,6 +103,100 @@ __device__ __forceinline__ void widen16_split(uint8_t* lo, uint8_t* hi, uint4 ra
     *reinterpret_cast<uint4*>(hi) = make_uint4(h[4], h[5], h[6], h[7]);
 }
 
+// Both implementations keep scores and output in the m16n8 accumulator layout: per n-tile of
+// 8 columns, 4 floats, (0, 1) in row g and (2, 3) in row g + 8 of the m-tile, columns 2t, 2t + 1.
+// A tile of BC keys is BC / 2 floats of scores per thread, a D-wide output D / 2 floats.
+
+// One m-tile's online-softmax step over a tile of BC keys, in log2 units: the causal mask (only
+// on tiles crossing the diagonal), the tile's row maxima across the quad, the rescale of the
+// running sums and of the output, and P = exp2(S * scale - m) packed straight into f16
+// A-fragments for P V. The maxima are taken on the raw scores and scaled once (the scale is
+// positive), so each exp2 is one FMA and one MUFU op.
+template <int BC, int D, bool CAUSAL>
+__device__ __forceinline__ void online_softmax(float (&s)[BC / 2], float (&o)[D / 2], float& m_lo,
+                                               float& m_hi, float& l_lo, float& l_hi,
+                                               uint32_t (&pa)[BC / 16][4], float score_scale,
+                                               int key0, int row0, int g, int t) {
+    const int q_lo_idx = row0 + g, q_hi_idx = row0 + g + 8;
+    const bool masked = CAUSAL && key0 + BC - 1 > row0;
+    float tile_max_lo = NEG_INF, tile_max_hi = NEG_INF;
+#pragma unroll
+    for (int n = 0; n < BC / 8; ++n) {
+        float* sn = &s[4 * n];
+        if (masked) {
+#pragma unroll
+            for (int j = 0; j < 4; ++j) {
+                const int key = key0 + n * 8 + 2 * t + (j & 1);
+                const int query = (j < 2) ? q_lo_idx : q_hi_idx;
+                if (key > query) sn[j] = NEG_INF;
+            }
+        }
+        tile_max_lo = fmaxf(tile_max_lo, fmaxf(sn[0], sn[1]));
+        tile_max_hi = fmaxf(tile_max_hi, fmaxf(sn[2], sn[3]));
+    }
+#pragma unroll
+    for (int offset = 1; offset < 4; offset <<= 1) {
+        tile_max_lo = fmaxf(tile_max_lo, __shfl_xor_sync(0xffffffffu, tile_max_lo, offset));
+        tile_max_hi = fmaxf(tile_max_hi, __shfl_xor_sync(0xffffffffu, tile_max_hi, offset));
+    }
+    // A row whose keys in this tile are all masked keeps its maximum: every row met key 0 in its
+    // first tile, so the maxima are finite.
+    const float new_lo = fmaxf(m_lo, tile_max_lo * score_scale);
+    const float new_hi = fmaxf(m_hi, tile_max_hi * score_scale);
+    const float alpha_lo = fast_exp2(m_lo - new_lo);
+    const float alpha_hi = fast_exp2(m_hi - new_hi);
+    m_lo = new_lo;
+    m_hi = new_hi;
+    l_lo *= alpha_lo;
+    l_hi *= alpha_hi;
+#pragma unroll
+    for (int n = 0; n < D / 8; ++n) {
+        o[4 * n + 0] *= alpha_lo;
+        o[4 * n + 1] *= alpha_lo;
+        o[4 * n + 2] *= alpha_hi;
+        o[4 * n + 3] *= alpha_hi;
+    }
+#pragma unroll
+    for (int n = 0; n < BC / 8; ++n) {
+        const float* sn = &s[4 * n];
+        const float p0 = fast_exp2(fmaf(sn[0], score_scale, -new_lo));
+        const float p1 = fast_exp2(fmaf(sn[1], score_scale, -new_lo));
+        const float p2 = fast_exp2(fmaf(sn[2], score_scale, -new_hi));
+        const float p3 = fast_exp2(fmaf(sn[3], score_scale, -new_hi));
+        l_lo += p0 + p1;
+        l_hi += p2 + p3;
+        pa[n / 2][(n & 1) * 2 + 0] = pack_half2(p0, p1);
+        pa[n / 2][(n & 1) * 2 + 1] = pack_half2(p2, p3);
+    }
+}
+
+// The epilogue of one m-tile: the row sums reduced across the quad, the output normalised by
+// them and scaled by V's scale, stored as f16 to rows g (`o_lo`) and g + 8 of the output.
+template <int D>
+__device__ __forceinline__ void store_rows(const float (&o)[D / 2], float l_lo, float l_hi,
+                                           float v_scale, __half* o_lo, int t) {
+#pragma unroll
+    for (int offset = 1; offset < 4; offset <<= 1) {
+        l_lo += __shfl_xor_sync(0xffffffffu, l_lo, offset);
+        l_hi += __shfl_xor_sync(0xffffffffu, l_hi, offset);
+    }
+    const float f_lo = v_scale / l_lo, f_hi = v_scale / l_hi;
+    __half* o_hi = o_lo + 8 * D;
+#pragma unroll
+    for (int n = 0; n < D / 8; ++n) {
+        *reinterpret_cast<__half2*>(o_lo + n * 8 + 2 * t) =
+            __floats2half2_rn(o[4 * n] * f_lo, o[4 * n + 1] * f_lo);
+        *reinterpret_cast<__half2*>(o_hi + n * 8 + 2 * t) =
+            __floats2half2_rn(o[4 * n + 2] * f_hi, o[4 * n + 3] * f_hi);
+    }
+}
+
+// A [N][4] accumulator array seen as the flat [N * 4] the helpers take (same registers).
+template <int N>
+__device__ __forceinline__ float (&flat(float (&a)[N][4]))[N * 4] {
+    return *reinterpret_cast<float(*)[N * 4]>(&a[0][0]);
+}
+
 // WARPS warps, each owning MT m-tiles of 16 query rows: a CTA owns BR = 16 * MT * WARPS rows.
 // Every K/V tile widened into shared memory serves all of them, and with MT = 2 every K or V
 // fragment a warp loads from shared memory feeds two MMAs.
@@ -258,63 +352,12 @@ __device__ void sdpa_fp8(const uint8_t* __restrict__ q, const uint8_t* __restric
             }
         }
 
-        // Online softmax in log2 units, per m-tile. The maxima are taken on the raw scores and
-        // scaled once (the scale is positive), and exp2(s * scale - m) is one FMA and one MUFU
-        // op. Only tiles crossing the diagonal need the causal mask.
         uint32_t pa[MT][BC / 16][4];
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt) {
-            const int row0 = warp_row0 + mt * 16;
-            const int q_lo_idx = row0 + g, q_hi_idx = row0 + g + 8;
-            const bool masked = CAUSAL && key0 + BC - 1 > row0;
-            float tile_max_lo = NEG_INF, tile_max_hi = NEG_INF;
-#pragma unroll
-            for (int n = 0; n < NT_S; ++n) {
-                if (masked) {
-#pragma unroll
-                    for (int j = 0; j < 4; ++j) {
-                        const int key = key0 + n * 8 + 2 * t + (j & 1);
-                        const int query = (j < 2) ? q_lo_idx : q_hi_idx;
-                        if (key > query) s[mt][n][j] = NEG_INF;
-                    }
-                }
-                tile_max_lo = fmaxf(tile_max_lo, fmaxf(s[mt][n][0], s[mt][n][1]));
-                tile_max_hi = fmaxf(tile_max_hi, fmaxf(s[mt][n][2], s[mt][n][3]));
-            }
-#pragma unroll
-            for (int offset = 1; offset < 4; offset <<= 1) {
-                tile_max_lo = fmaxf(tile_max_lo, __shfl_xor_sync(0xffffffffu, tile_max_lo, offset));
-                tile_max_hi = fmaxf(tile_max_hi, __shfl_xor_sync(0xffffffffu, tile_max_hi, offset));
-            }
-            // A row whose keys in this tile are all masked keeps its maximum: every row met key
-            // 0 in its first tile, so the maxima are finite.
-            const float new_lo = fmaxf(m_lo[mt], tile_max_lo * score_scale);
-            const float new_hi = fmaxf(m_hi[mt], tile_max_hi * score_scale);
-            const float alpha_lo = fast_exp2(m_lo[mt] - new_lo);
-            const float alpha_hi = fast_exp2(m_hi[mt] - new_hi);
-            m_lo[mt] = new_lo;
-            m_hi[mt] = new_hi;
-            l_lo[mt] *= alpha_lo;
-            l_hi[mt] *= alpha_hi;
-#pragma unroll
-            for (int n = 0; n < NT_O; ++n) {
-                o[mt][n][0] *= alpha_lo;
-                o[mt][n][1] *= alpha_lo;
-                o[mt][n][2] *= alpha_hi;
-                o[mt][n][3] *= alpha_hi;
-            }
-            // P = exp2(S * scale - m), packed straight into f16 A-fragments for P V.
-#pragma unroll
-            for (int n = 0; n < NT_S; ++n) {
-                const float p0 = fast_exp2(fmaf(s[mt][n][0], score_scale, -new_lo));
-                const float p1 = fast_exp2(fmaf(s[mt][n][1], score_scale, -new_lo));
-                const float p2 = fast_exp2(fmaf(s[mt][n][2], score_scale, -new_hi));
-                const float p3 = fast_exp2(fmaf(s[mt][n][3], score_scale, -new_hi));
-                l_lo[mt] += p0 + p1;
-                l_hi[mt] += p2 + p3;
-                pa[mt][n / 2][(n & 1) * 2 + 0] = pack_half2(p0, p1);
-                pa[mt][n / 2][(n & 1) * 2 + 1] = pack_half2(p2, p3);
-            }
+            online_softmax<BC, D, CAUSAL>(flat(s[mt]), flat(o[mt]), m_lo[mt], m_hi[mt], l_lo[mt],
+                                          l_hi[mt], pa[mt], score_scale, key0,
+                                          warp_row0 + mt * 16, g, t);
         }
 
         // O += P V, V's fragments by ldmatrix.trans, two output n-tiles per load, each load
@@ -336,27 +379,11 @@ __device__ void sdpa_fp8(const uint8_t* __restrict__ q, const uint8_t* __restric
         }
     }
 
-    // Finish: row sums across the quad, normalise, apply V's scale, store f16.
     const float vs = v_scale[head];
 #pragma unroll
     for (int mt = 0; mt < MT; ++mt) {
-        float sum_lo = l_lo[mt], sum_hi = l_hi[mt];
-#pragma unroll
-        for (int offset = 1; offset < 4; offset <<= 1) {
-            sum_lo += __shfl_xor_sync(0xffffffffu, sum_lo, offset);
-            sum_hi += __shfl_xor_sync(0xffffffffu, sum_hi, offset);
-        }
-        const float f_lo = vs / sum_lo, f_hi = vs / sum_hi;
         const int row = warp_row0 + mt * 16 + g;
-        __half* o_lo = out + head_off + (size_t)row * D;
-        __half* o_hi = o_lo + 8 * D;
-#pragma unroll
-        for (int n = 0; n < NT_O; ++n) {
-            *reinterpret_cast<__half2*>(o_lo + n * 8 + 2 * t) =
-                __floats2half2_rn(o[mt][n][0] * f_lo, o[mt][n][1] * f_lo);
-            *reinterpret_cast<__half2*>(o_hi + n * 8 + 2 * t) =
-                __floats2half2_rn(o[mt][n][2] * f_hi, o[mt][n][3] * f_hi);
-        }
+        store_rows<D>(flat(o[mt]), l_lo[mt], l_hi[mt], vs, out + head_off + (size_t)row * D, t);
     }
 }
 
@@ -561,56 +588,9 @@ __device__ void sdpa_fp8_wgmma(const uint8_t* __restrict__ q, const uint8_t* __r
         uint32_t pa[2][BC / 16][4];
 #pragma unroll
         for (int mt = 0; mt < 2; ++mt) {
-            const int row0 = q_block * BR + mt * 64 + warp * 16;
-            const int q_lo_idx = row0 + g, q_hi_idx = row0 + g + 8;
-            const bool masked = CAUSAL && key0 + BC - 1 > row0;
-            float tile_max_lo = NEG_INF, tile_max_hi = NEG_INF;
-#pragma unroll
-            for (int n = 0; n < BC / 8; ++n) {
-                float* sn = &s_acc[mt][4 * n];
-                if (masked) {
-#pragma unroll
-                    for (int j = 0; j < 4; ++j) {
-                        const int key = key0 + n * 8 + 2 * t + (j & 1);
-                        const int query = (j < 2) ? q_lo_idx : q_hi_idx;
-                        if (key > query) sn[j] = NEG_INF;
-                    }
-                }
-                tile_max_lo = fmaxf(tile_max_lo, fmaxf(sn[0], sn[1]));
-                tile_max_hi = fmaxf(tile_max_hi, fmaxf(sn[2], sn[3]));
-            }
-#pragma unroll
-            for (int offset = 1; offset < 4; offset <<= 1) {
-                tile_max_lo = fmaxf(tile_max_lo, __shfl_xor_sync(0xffffffffu, tile_max_lo, offset));
-                tile_max_hi = fmaxf(tile_max_hi, __shfl_xor_sync(0xffffffffu, tile_max_hi, offset));
-            }
-            const float new_lo = fmaxf(m_lo[mt], tile_max_lo * score_scale);
-            const float new_hi = fmaxf(m_hi[mt], tile_max_hi * score_scale);
-            const float alpha_lo = fast_exp2(m_lo[mt] - new_lo);
-            const float alpha_hi = fast_exp2(m_hi[mt] - new_hi);
-            m_lo[mt] = new_lo;
-            m_hi[mt] = new_hi;
-            l_lo[mt] *= alpha_lo;
-            l_hi[mt] *= alpha_hi;
-#pragma unroll
-            for (int n = 0; n < D / 8; ++n) {
-                o[mt][4 * n + 0] *= alpha_lo;
-                o[mt][4 * n + 1] *= alpha_lo;
-                o[mt][4 * n + 2] *= alpha_hi;
-                o[mt][4 * n + 3] *= alpha_hi;
-            }
-#pragma unroll
-            for (int n = 0; n < BC / 8; ++n) {
-                const float* sn = &s_acc[mt][4 * n];
-                const float p0 = fast_exp2(fmaf(sn[0], score_scale, -new_lo));
-                const float p1 = fast_exp2(fmaf(sn[1], score_scale, -new_lo));
-                const float p2 = fast_exp2(fmaf(sn[2], score_scale, -new_hi));
-                const float p3 = fast_exp2(fmaf(sn[3], score_scale, -new_hi));
-                l_lo[mt] += p0 + p1;
-                l_hi[mt] += p2 + p3;
-                pa[mt][n / 2][(n & 1) * 2 + 0] = pack_half2(p0, p1);
-                pa[mt][n / 2][(n & 1) * 2 + 1] = pack_half2(p2, p3);
-            }
+            online_softmax<BC, D, CAUSAL>(s_acc[mt], o[mt], m_lo[mt], m_hi[mt], l_lo[mt], l_hi[mt],
+                                          pa[mt], score_scale, key0,
+                                          q_block * BR + mt * 64 + warp * 16, g, t);
         }
 
         // O += P V over four 16-key steps, each V descriptor serving both 64-row tiles. V is
@@ -634,23 +614,8 @@ __device__ void sdpa_fp8_wgmma(const uint8_t* __restrict__ q, const uint8_t* __r
     const float vs = v_scale[head];
 #pragma unroll
     for (int mt = 0; mt < 2; ++mt) {
-        float sum_lo = l_lo[mt], sum_hi = l_hi[mt];
-#pragma unroll
-        for (int offset = 1; offset < 4; offset <<= 1) {
-            sum_lo += __shfl_xor_sync(0xffffffffu, sum_lo, offset);
-            sum_hi += __shfl_xor_sync(0xffffffffu, sum_hi, offset);
-        }
-        const float f_lo = vs / sum_lo, f_hi = vs / sum_hi;
         const int row = q_block * BR + mt * 64 + warp * 16 + g;
-        __half* o_lo = out + head_off + (size_t)row * D;
-        __half* o_hi = o_lo + 8 * D;
-#pragma unroll
-        for (int n = 0; n < D / 8; ++n) {
-            *reinterpret_cast<__half2*>(o_lo + n * 8 + 2 * t) =
-                __floats2half2_rn(o[mt][4 * n] * f_lo, o[mt][4 * n + 1] * f_lo);
-            *reinterpret_cast<__half2*>(o_hi + n * 8 + 2 * t) =
-                __floats2half2_rn(o[mt][4 * n + 2] * f_hi, o[mt][4 * n + 3] * f_hi);
-        }
+        store_rows<D>(o[mt], l_lo[mt], l_hi[mt], vs, out + head_off + (size_t)row * D, t);
     }
 }
 #endif  // __CUDA_ARCH_FEAT_SM90_ALL
