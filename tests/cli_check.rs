@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::path::Path;
+
 use assert_cmd::Command;
 use common::*;
 use predicates::prelude::*;
@@ -546,3 +548,153 @@ fn a_report_to_dev_stdout_redirected_to_a_file_keeps_the_report_and_the_table() 
     assert!(text[record_end..].contains("no_baseline"), "{text}");
 }
 
+/// One shape of each outcome a JUnit reporter shows differently, at the default seed.
+const FOUR_OUTCOMES: &str = r#"version: 1
+gate: {regression_threshold: 0.10, min_regressed_shapes: 1, alpha: 0.05}
+timing: {warmup: 1, samples: 40}
+shapes:
+  passing: {N: 1}
+  regressed: {N: 2}
+  incorrect: {N: 3}
+  errored: {N: 4}
+kernels:
+  - name: attn
+    command: ["python3", "harness.py"]
+    shapes: [passing, regressed, incorrect, errored]
+    timeout_s: 20
+"#;
+
+/// The committed JUnit report of `FOUR_OUTCOMES`, normalised by `normalise_junit`.
+const JUNIT_GOLDEN: &str = "tests/fixtures/golden/junit.xml";
+
+/// Replaces every value of `attribute="..."` with `with`.
+fn mask_attribute(xml: &str, attribute: &str, with: &str) -> String {
+    let start = format!(" {attribute}=\"");
+    let mut out = String::new();
+    let mut rest = xml;
+    while let Some(at) = rest.find(&start) {
+        let (head, tail) = rest.split_at(at + start.len());
+        out.push_str(head);
+        out.push_str(with);
+        rest = tail.find('"').map_or("", |end| &tail[end..]);
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Writes each number in `text` as `N`.
+fn mask_numbers(text: &str) -> String {
+    let mut out = String::new();
+    let mut in_number = false;
+    for c in text.chars() {
+        if c.is_ascii_digit() || (in_number && c == '.') {
+            if !in_number {
+                out.push('N');
+            }
+            in_number = true;
+        } else {
+            out.push(c);
+            in_number = false;
+        }
+    }
+    out
+}
+
+/// Masks the measured numbers of each `<verdict>: baseline 37.65 ± 0.38 µs, candidate ...,
+/// p 0.210` summary, in an attribute or a CDATA line: they follow the statistics, and the golden
+/// pins the report's shape, not the harness's random draw.
+fn mask_summaries(xml: &str) -> String {
+    const START: &str = ": baseline ";
+    let mut out = String::new();
+    let mut rest = xml;
+    while let Some(at) = rest.find(START) {
+        let (head, tail) = rest.split_at(at + START.len());
+        out.push_str(head);
+        let end = tail.find(['"', ']', '\n']).unwrap_or(tail.len());
+        out.push_str(&mask_numbers(&tail[..end]));
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The parts of a JUnit report that change from run to run: when it ran, how long it took,
+/// where the project was, and the measured times.
+fn normalise_junit(xml: &str, project: &Path) -> String {
+    let xml = xml.replace(&project.display().to_string(), "PROJECT");
+    let xml = mask_attribute(&xml, "timestamp", "TIMESTAMP");
+    let xml = mask_attribute(&xml, "time", "TIME");
+    mask_summaries(&xml)
+}
+
+/// `name:outcome` per testcase, read by Python's own XML parser: the report is well-formed XML
+/// that a reporter other than ours can read.
+fn testcase_outcomes(xml_file: &Path) -> Vec<String> {
+    let script = r#"import sys, xml.etree.ElementTree as ET
+for case in ET.parse(sys.argv[1]).getroot().iter("testcase"):
+    outcomes = [child.tag for child in case if child.tag in ("failure", "error", "skipped")]
+    print(case.get("name") + ":" + (outcomes[0] if outcomes else "ok"))
+"#;
+    let output = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(xml_file)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The JUnit report of a real check, compared with a committed golden file. After a deliberate
+/// change to the report, regenerate the golden with
+/// `GATEKEEPER_BLESS=1 cargo test --test cli_check junit_of_a_real_check_matches_the_golden_file`
+/// and review its diff.
+#[test]
+fn junit_of_a_real_check_matches_the_golden_file() {
+    let project = Project::with_committed_baseline(FOUR_OUTCOMES);
+    project.behave_with(
+        json!({
+            "regressed": {"slowdown": 1.3},
+            "incorrect": {"correct": false},
+            "errored": {"crash": true},
+        }),
+        1,
+        "Test GPU",
+    );
+    project
+        .gatekeeper(&["check", "--against", "main", "--junit", "out.xml"])
+        .code(1);
+    let xml_file = project.path().join("out.xml");
+    assert_eq!(
+        testcase_outcomes(&xml_file),
+        [
+            "passing:ok",
+            "regressed:failure",
+            "incorrect:failure",
+            "errored:error"
+        ]
+    );
+    let xml = std::fs::read_to_string(&xml_file).unwrap();
+    let actual = normalise_junit(&xml, project.path());
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join(JUNIT_GOLDEN);
+    if std::env::var_os("GATEKEEPER_BLESS").is_some_and(|v| v == "1") {
+        std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
+        std::fs::write(&golden, &actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&golden).unwrap_or_else(|err| {
+        panic!("{JUNIT_GOLDEN}: {err}; write it with GATEKEEPER_BLESS=1 (see this test's comment)")
+    });
+    assert_eq!(
+        actual, expected,
+        "the JUnit report differs from {JUNIT_GOLDEN}; if the change is meant, regenerate it with \
+         GATEKEEPER_BLESS=1 (see this test's comment)"
+    );
+}
