@@ -128,7 +128,7 @@ fn malformed() -> Vec<Malformed> {
     let kernel = "    timeout_s: 20\n";
     let twin = "  - name: twin\n    command: [\"python3\", \"harness.py\"]\n    shapes: [small]\n";
     vec![
-        // From tests/cli.rs.
+        // From tests/cli_misc.rs.
         bad("unknown key", gates(kernel, "    timeout_s: 20\n    colour: red\n")),
         semantic(
             "unknown shape",

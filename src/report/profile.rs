@@ -172,3 +172,149 @@ pub fn profile_markdown<'a>(rows: impl Iterator<Item = Row<'a>>) -> String {
     out.push('\n');
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use indexmap::IndexMap;
+
+    use super::*;
+    use crate::profile::{Check, MetricValue, Resources};
+
+    /// One row of the fixture, owned.
+    struct Case {
+        kernel: &'static str,
+        shape: &'static str,
+        profile: Option<ShapeProfile>,
+        error: Option<&'static str>,
+    }
+
+    /// The tables' input over the fixture: the one place that builds a `Row`.
+    fn rows(cases: &[Case]) -> impl Iterator<Item = Row<'_>> {
+        cases
+            .iter()
+            .map(|case| (case.kernel, case.shape, case.profile.as_ref(), case.error))
+    }
+
+    fn resources(
+        entry: &str,
+        registers: u32,
+        spills: Option<u64>,
+        sass: Option<&[(&str, u64)]>,
+    ) -> Resources {
+        Resources {
+            entry: entry.to_string(),
+            registers,
+            spill_bytes: spills,
+            local_bytes: 64,
+            static_shared_bytes: 0,
+            dynamic_shared_bytes: 98_304,
+            threads_per_block: 256,
+            blocks_per_sm: 2,
+            occupancy_pct: 25.0,
+            tensor_instructions: sass.map(|sass| {
+                sass.iter()
+                    .map(|(opcode, count)| (opcode.to_string(), *count))
+                    .collect()
+            }),
+        }
+    }
+
+    fn metrics(values: &[(&str, f64)]) -> IndexMap<String, MetricValue> {
+        values
+            .iter()
+            .map(|(name, value)| {
+                let metric = MetricValue {
+                    metric: format!("ncu:{name}"),
+                    value: *value,
+                    unit: "%".to_string(),
+                };
+                (name.to_string(), metric)
+            })
+            .collect()
+    }
+
+    fn check(name: &str, limit: &str, actual: Option<f64>, passed: Option<bool>) -> Check {
+        Check {
+            name: name.to_string(),
+            limit: limit.to_string(),
+            actual,
+            passed,
+            note: passed.is_none().then(|| "no disassembler".to_string()),
+        }
+    }
+
+    /// Every kind of row: all limits met, a limit missed beside one not checked, no metrics
+    /// (no profiler), nothing known at all, and a shape that failed before it was profiled.
+    fn fixture() -> Vec<Case> {
+        let compute = ShapeProfile {
+            resources: vec![
+                resources("attn_fwd", 168, Some(0), Some(&[("QGMMA", 8)])),
+                resources(
+                    "attn_fwd_tail",
+                    96,
+                    Some(0),
+                    Some(&[("QGMMA", 4), ("HGMMA", 2)]),
+                ),
+            ],
+            metrics: metrics(&[("tensor_pipe_pct", 71.25), ("occupancy_pct", 23.4)]),
+            class: Some("compute-bound".to_string()),
+            evidence: Some("SM 82.1 % of peak, memory 40.3 %".to_string()),
+            floor_us: Some(80.0),
+            times_floor: Some(1.375),
+            checks: vec![
+                check("spills", "<= 0", Some(0.0), Some(true)),
+                check("tensor_pipe_pct", ">= 50", Some(71.25), Some(true)),
+            ],
+            note: None,
+        };
+        let memory = ShapeProfile {
+            resources: vec![resources("attn_fwd", 255, Some(48), Some(&[]))],
+            metrics: metrics(&[("tensor_pipe_pct", 3.0), ("occupancy_pct", 12.5)]),
+            class: Some("memory-bound".to_string()),
+            evidence: Some("SM 20 % of peak, memory 91.7 %".to_string()),
+            floor_us: Some(410.0),
+            times_floor: Some(2.0),
+            checks: vec![
+                check("spills", "<= 0", Some(48.0), Some(false)),
+                check("tensor_instructions", ">= 1", None, None),
+                check("occupancy_pct", "10 .. 50", Some(12.5), Some(true)),
+            ],
+            note: None,
+        };
+        let latency = ShapeProfile {
+            resources: vec![resources("attn_fwd", 40, None, None)],
+            class: Some("latency-bound".to_string()),
+            evidence: Some("SM 4 % of peak, memory 6.5 %".to_string()),
+            checks: vec![check("tensor_pipe_pct", ">= 50", None, None)],
+            note: Some("ncu was not found on PATH".to_string()),
+            ..ShapeProfile::default()
+        };
+        let case = |shape, profile, error| Case {
+            kernel: "attn",
+            shape,
+            profile,
+            error,
+        };
+        vec![
+            case("mission", Some(compute), None),
+            case("long", Some(memory), None),
+            case("small", Some(latency), None),
+            case("tiny", Some(ShapeProfile::default()), None),
+            case(
+                "huge",
+                None,
+                Some("compile failed: attn.cu(12): error: expected a \";\" | see the log"),
+            ),
+        ]
+    }
+
+    #[test]
+    fn terminal_snapshot() {
+        insta::assert_snapshot!(profile_table(rows(&fixture())).to_string());
+    }
+
+    #[test]
+    fn markdown_snapshot() {
+        insta::assert_snapshot!(profile_markdown(rows(&fixture())));
+    }
+}

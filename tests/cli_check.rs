@@ -1,5 +1,5 @@
-//! End-to-end tests: the real `gatekeeper` binary on fixture harnesses, in temporary git
-//! repositories built with git2.
+//! `gatekeeper check` end to end: verdicts against committed baselines, harnesses that crash,
+//! hang and lie, refs and devices that baselines come from, and the reports a check writes.
 
 mod common;
 
@@ -44,32 +44,6 @@ fn first_check_without_baselines_passes_and_leaves_a_run_record() {
         .filter_map(|s| s.path().ok().map(str::to_string))
         .collect();
     assert!(dirty.is_empty(), "{dirty:?}");
-}
-
-#[test]
-fn refresh_writes_samples_with_provenance() {
-    let project = Project::new(GATES);
-    let head = project.commit("kernels");
-    project.gatekeeper(&["baseline", "refresh"]).code(0);
-    let baseline: Value =
-        serde_json::from_str(&std::fs::read_to_string(project.baseline_path()).unwrap()).unwrap();
-    assert_eq!(baseline["kernel"], "attn");
-    assert_eq!(baseline["device"], "Test GPU");
-    let mission = &baseline["shapes"]["mission"];
-    assert_eq!(mission["samples_us"].as_array().unwrap().len(), 40);
-    assert_eq!(
-        mission["params"],
-        json!({"B": 2, "H": 16, "S": 1024, "D": 64})
-    );
-    let provenance = &mission["provenance"];
-    assert_eq!(provenance["commit"], head.to_string());
-    assert_eq!(provenance["dirty"], false);
-    assert_eq!(provenance["gatekeeper_version"], env!("CARGO_PKG_VERSION"));
-    assert_eq!(
-        provenance["kernel"]["command"],
-        json!(["python3", "harness.py"])
-    );
-    assert!(provenance["date"].as_str().unwrap().ends_with('Z'));
 }
 
 #[test]
@@ -386,76 +360,6 @@ fn baselines_from_another_device_are_never_compared() {
 }
 
 #[test]
-fn partial_refresh_keeps_the_other_shapes() {
-    let project = Project::with_committed_baseline(GATES);
-    let before: Value =
-        serde_json::from_str(&std::fs::read_to_string(project.baseline_path()).unwrap()).unwrap();
-    project.behave_with(json!({"mission": {"slowdown": 2.0}}), 5, "Test GPU");
-    project
-        .gatekeeper(&["baseline", "refresh", "--shapes", "mission"])
-        .code(0)
-        .stdout(predicate::str::contains("1 of 3 shapes refreshed"));
-    let after: Value =
-        serde_json::from_str(&std::fs::read_to_string(project.baseline_path()).unwrap()).unwrap();
-    assert_eq!(before["shapes"]["small"], after["shapes"]["small"]);
-    assert_eq!(before["shapes"]["long"], after["shapes"]["long"]);
-    assert_ne!(before["shapes"]["mission"], after["shapes"]["mission"]);
-    let keys: Vec<&String> = after["shapes"].as_object().unwrap().keys().collect();
-    assert_eq!(keys, ["small", "mission", "long"]);
-}
-
-#[test]
-fn a_wrong_kernel_is_never_written_into_a_baseline() {
-    let project = Project::with_committed_baseline(GATES);
-    let before = std::fs::read(project.baseline_path()).unwrap();
-    project.behave_with(json!({"long": {"correct": false}}), 9, "Test GPU");
-    project
-        .gatekeeper(&["baseline", "refresh"])
-        .code(1)
-        .stdout(predicate::str::contains(
-            "attn: baseline NOT written (long: incorrect)",
-        ));
-    assert_eq!(std::fs::read(project.baseline_path()).unwrap(), before);
-}
-
-#[test]
-fn corrupt_baseline_stops_before_measuring() {
-    let project = Project::with_committed_baseline(GATES);
-    std::fs::write(project.baseline_path(), "{\"format\": 1, \"kern").unwrap();
-    let before = std::fs::read(project.baseline_path()).unwrap();
-    project.gatekeeper(&["baseline", "refresh"]).code(2).stderr(
-        predicate::str::contains("baselines/test-gpu/attn.json: not a gatekeeper baseline")
-            .and(predicate::str::contains("[1/").not()),
-    );
-    assert_eq!(std::fs::read(project.baseline_path()).unwrap(), before);
-    project.gatekeeper(&["check"]).code(2);
-}
-
-#[test]
-fn bad_config_exits_2_naming_file_and_key_and_writes_nothing() {
-    let project = Project::new(&GATES.replace("timeout_s: 20", "timeout_s: 20\n    colour: red"));
-    project
-        .gatekeeper(&["check", "--json", "out.json"])
-        .code(2)
-        .stderr(
-            predicate::str::contains("gates.yaml: invalid configuration")
-                .and(predicate::str::contains("line 13"))
-                .and(predicate::str::contains("unknown field `colour`")),
-        );
-    assert!(!project.path().join("out.json").exists());
-    assert!(!project.path().join("runs").exists());
-
-    let project = Project::new(&GATES.replace("[small, mission, long]", "[small, huge]"));
-    project
-        .gatekeeper(&["baseline", "refresh"])
-        .code(2)
-        .stderr(predicate::str::contains(
-            "`kernels[0].shapes[1]`: unknown shape \"huge\"",
-        ));
-    assert!(!project.path().join("baselines").exists());
-}
-
-#[test]
 fn speedups_over_peers_appear_in_every_report() {
     let gates = format!(
         "{GATES}    peers: [twin]\n  - name: twin\n    command: [\"python3\", \"harness.py\"]\n    shapes: [small, mission, long]\n"
@@ -477,43 +381,6 @@ fn speedups_over_peers_appear_in_every_report() {
         markdown.contains("Speedup over peers") && markdown.contains("× Parity |"),
         "{markdown}"
     );
-}
-
-#[test]
-fn peers_must_name_other_kernels() {
-    let project = Project::new(&GATES.replace(
-        "    timeout_s: 20\n",
-        "    timeout_s: 20\n    peers: [attn, nobody]\n",
-    ));
-    project.gatekeeper(&["check"]).code(2).stderr(
-        predicate::str::contains("`kernels[0].peers[0]`: a kernel is not its own peer").and(
-            predicate::str::contains("`kernels[0].peers[1]`: unknown kernel \"nobody\""),
-        ),
-    );
-}
-
-#[test]
-fn usage_errors_exit_2() {
-    let project = Project::new(GATES);
-    project
-        .gatekeeper(&["check", "--kernels", "nope"])
-        .code(2)
-        .stderr(predicate::str::contains(
-            "--kernels: no kernel named \"nope\"",
-        ));
-    project.gatekeeper(&["frobnicate"]).code(2);
-    project
-        .gatekeeper(&["check", "--config", "missing.yaml"])
-        .code(2)
-        .stderr(predicate::str::contains("missing.yaml: no such file"));
-    project
-        .gatekeeper(&["--help"])
-        .code(0)
-        .stdout(predicate::str::contains("Exit codes"));
-    project
-        .gatekeeper(&["check", "--help"])
-        .code(0)
-        .stdout(predicate::str::contains("gatekeeper check --against main"));
 }
 
 #[test]
@@ -565,13 +432,6 @@ fn config_in_a_subfolder_runs_there() {
 }
 
 #[test]
-fn the_repositorys_own_gates_yaml_is_valid() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("gates.yaml");
-    let config = gatekeeper::config::Config::load(&path).unwrap();
-    assert!(!config.kernels.is_empty());
-}
-
-#[test]
 fn cuda_kernels_without_a_driver_exit_2_with_one_clear_line() {
     if gatekeeper::cuda::driver::driver_present() {
         eprintln!("skipped: this machine has a CUDA driver (the GPU tests cover it)");
@@ -589,318 +449,6 @@ fn cuda_kernels_without_a_driver_exit_2_with_one_clear_line() {
     project
         .gatekeeper(&["check", "--kernels", "harnessed"])
         .code(0);
-}
-
-#[test]
-fn profile_needs_cuda_kernels_and_a_driver() {
-    let project = Project::new(CUDA_GATES);
-    // A selection without `cuda:` kernels has nothing to profile: a usage error.
-    project
-        .gatekeeper(&["profile", "--kernels", "harnessed"])
-        .code(2)
-        .stderr(predicate::str::contains("nothing to profile"));
-    if gatekeeper::cuda::driver::driver_present() {
-        eprintln!(
-            "skipped the driver check: this machine has a CUDA driver (the GPU tests cover it)"
-        );
-        return;
-    }
-    project.gatekeeper(&["profile"]).code(2).stderr(
-        predicate::str::contains("no CUDA driver (libcuda.so) was found")
-            .and(predicate::str::contains("panicked").not()),
-    );
-}
-
-#[test]
-fn profile_targets_on_unknown_metrics_are_config_errors() {
-    let gates = CUDA_GATES.replacen(
-        "    cuda:",
-        "    profile:\n      targets: {no_such_metric: {min: 1}, tensor_pipe_pct: {}}\n    cuda:",
-        1,
-    );
-    let project = Project::new(&gates);
-    project.gatekeeper(&["check"]).code(2).stderr(
-        predicate::str::contains("profile.targets.no_such_metric")
-            .and(predicate::str::contains("unknown metric"))
-            .and(predicate::str::contains("profile.targets.tensor_pipe_pct"))
-            .and(predicate::str::contains("give `min`, `max` or both")),
-    );
-}
-
-#[test]
-fn cuda_blocks_are_validated_before_anything_runs() {
-    let broken = CUDA_GATES
-        .replace("source: kernels/saxpy.cu", "source: ../outside.cu")
-        .replace(
-            "args: [x, out, {i32: N}]}\n      reference",
-            "args: [x, outt, {i32: N}]}\n      reference",
-        )
-        .replace(
-            "grid: [\"ceil(N / 256)\"], block: [256], args: [x, out, {i32: N}]}\n      tolerance",
-            "grid: [\"ceil(M / 256)\"], block: [2048], args: [x, out, {i32: N}]}\n      tolerance",
-        )
-        .replace("{dtype: f32, shape: [N]}", "{dtype: f64, shape: [N]}");
-    let project = Project::new(&broken);
-    project.gatekeeper(&["check"]).code(2).stderr(
-        predicate::str::contains("`kernels[1].cuda.tensors.x.dtype`")
-            .and(predicate::str::contains("unknown variant `f64`")),
-    );
-
-    let project = Project::new(&broken.replace("dtype: f64", "dtype: f32"));
-    let assert = project.gatekeeper(&["check"]).code(2);
-    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
-    for needle in [
-        "`kernels[1].cuda.source`: \"../outside.cu\" leaves the repository",
-        "`kernels[1].cuda.launches[0].args[1]`: unknown tensor \"outt\"",
-    ] {
-        assert!(
-            stderr.contains(needle),
-            "{needle:?} missing from:\n{stderr}"
-        );
-    }
-
-    // Shape-dependent problems surface once the static ones are fixed.
-    let project = Project::new(
-        &broken
-            .replace("dtype: f64", "dtype: f32")
-            .replace("../outside.cu", "kernels/saxpy.cu")
-            .replace("outt", "out"),
-    );
-    let assert = project.gatekeeper(&["check"]).code(2);
-    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
-    let needle = "`kernels[1].cuda.reference.launches[0].grid[0]`: \"ceil(M / 256)\": unknown parameter M (the shape has N) (shape small)";
-    assert!(
-        stderr.contains(needle),
-        "{needle:?} missing from:\n{stderr}"
-    );
-}
-
-#[test]
-fn shards_merge_into_the_same_decision_as_one_run() {
-    let project = Project::with_committed_baseline(GATES);
-    project.behave_with(
-        json!({"mission": {"slowdown": 1.15}, "long": {"slowdown": 1.2}}),
-        1,
-        "Test GPU",
-    );
-    // Each shard alone sees at most part of the kernel: it exits 0 and leaves the decision to
-    // the merge.
-    for k in 1..=2 {
-        let shard = format!("{k}/2");
-        let out = format!("shard-{k}.json");
-        project
-            .gatekeeper(&[
-                "check",
-                "--against",
-                "main",
-                "--shard",
-                &shard,
-                "--json",
-                &out,
-            ])
-            .code(0)
-            .stdout(predicate::str::contains("decided by `gatekeeper merge`"));
-    }
-    let one = project.json("shard-1.json");
-    let two = project.json("shard-2.json");
-    assert_eq!(one["shard"], "1/2");
-    assert_eq!(verdicts(&one), ["small/unchanged", "long/regressed"]);
-    assert_eq!(verdicts(&two), ["mission/regressed"]);
-    project
-        .gatekeeper(&[
-            "merge",
-            "shard-2.json",
-            "shard-1.json",
-            "--json",
-            "merged.json",
-            "--junit",
-            "junit.xml",
-        ])
-        .code(1);
-    let merged = project.json("merged.json");
-    assert_eq!(merged["verdict"], "fail");
-    assert_eq!(merged["shard"], Value::Null);
-    assert_eq!(
-        verdicts(&merged),
-        ["small/unchanged", "mission/regressed", "long/regressed"]
-    );
-    let junit = std::fs::read_to_string(project.path().join("junit.xml")).unwrap();
-    assert!(
-        junit.contains(r#"tests="3" errors="0" failures="2""#),
-        "{junit}"
-    );
-
-    project
-        .gatekeeper(&["merge", "shard-1.json"])
-        .code(2)
-        .stderr(predicate::str::contains("missing shard(s) 2/2"));
-    project
-        .gatekeeper(&["merge", "shard-1.json", "shard-1.json", "shard-2.json"])
-        .code(2)
-        .stderr(predicate::str::contains("given twice"));
-    project
-        .gatekeeper(&["check", "--shard", "3/2"])
-        .code(2)
-        .stderr(predicate::str::contains("not K/N"));
-    // A slice of another plan does not fit, even with the right K/N label.
-    project
-        .gatekeeper(&[
-            "check",
-            "--against",
-            "main",
-            "--shard",
-            "2/2",
-            "--shapes",
-            "small,long",
-            "--json",
-            "other-2.json",
-        ])
-        .code(0);
-    project
-        .gatekeeper(&["merge", "shard-1.json", "other-2.json"])
-        .code(2)
-        .stderr(predicate::str::contains("a shard of another plan"));
-    // A shard alone is part of a decision: it is merged, never judged.
-    project
-        .gatekeeper(&["report", "shard-1.json"])
-        .code(2)
-        .stderr(predicate::str::contains(
-            "combine the shards with `gatekeeper merge` first",
-        ));
-}
-
-#[test]
-fn report_renders_again_and_judges_again_with_other_thresholds() {
-    let project = Project::with_committed_baseline(GATES);
-    project.behave_with(
-        json!({"mission": {"slowdown": 1.07}, "long": {"slowdown": 1.08}}),
-        1,
-        "Test GPU",
-    );
-    project
-        .gatekeeper(&["check", "--against", "main", "--json", "run.json"])
-        .code(0);
-    project
-        .gatekeeper(&[
-            "report",
-            "run.json",
-            "--markdown",
-            "comment.md",
-            "--junit",
-            "junit.xml",
-        ])
-        .code(0);
-    let markdown = std::fs::read_to_string(project.path().join("comment.md")).unwrap();
-    assert!(markdown.starts_with("## ✅ gatekeeper"), "{markdown}");
-    // At a 5 % threshold the same samples are two regressions.
-    project
-        .gatekeeper(&[
-            "report",
-            "run.json",
-            "--regression-threshold",
-            "0.05",
-            "--json",
-            "strict.json",
-        ])
-        .code(1);
-    let strict = project.json("strict.json");
-    assert_eq!(
-        verdicts(&strict),
-        ["small/unchanged", "mission/regressed", "long/regressed"]
-    );
-    assert_eq!(strict["gate"]["regression_threshold"], 0.05);
-    project
-        .gatekeeper(&["report", "run.json", "--alpha", "0.9"])
-        .code(2)
-        .stderr(predicate::str::contains("--alpha"));
-    std::fs::write(project.path().join("junk.json"), "{}").unwrap();
-    project
-        .gatekeeper(&["report", "junk.json"])
-        .code(2)
-        .stderr(predicate::str::contains(
-            "junk.json: not a gatekeeper run record",
-        ));
-}
-
-#[test]
-fn compare_judges_one_run_against_another() {
-    let project = Project::new(GATES);
-    project
-        .gatekeeper(&["check", "--json", "before.json"])
-        .code(0);
-    project.behave_with(
-        json!({"small": {"slowdown": 1.3}, "long": {"slowdown": 1.3}}),
-        4,
-        "Test GPU",
-    );
-    project
-        .gatekeeper(&["check", "--json", "after.json"])
-        .code(0);
-    project
-        .gatekeeper(&["compare", "before.json", "after.json", "--json", "cmp.json"])
-        .code(1);
-    let cmp = project.json("cmp.json");
-    assert_eq!(
-        verdicts(&cmp),
-        ["small/regressed", "mission/unchanged", "long/regressed"]
-    );
-    assert_eq!(cmp["baselines_from"], "run record before.json");
-    project.behave_with(json!({}), 5, "Other GPU");
-    project
-        .gatekeeper(&["check", "--json", "other.json"])
-        .code(0);
-    project
-        .gatekeeper(&["compare", "before.json", "other.json", "--json", "cmp.json"])
-        .code(0);
-    let message = project.json("cmp.json")["results"][0]["message"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert!(message.contains("never compared"), "{message}");
-}
-
-#[test]
-fn schema_completions_and_doctor_run_without_a_gpu() {
-    let project = Project::new(GATES);
-    let assert = project.gatekeeper(&["schema"]).code(0);
-    let schema: Value = serde_json::from_slice(&assert.get_output().stdout).unwrap();
-    assert_eq!(schema["title"], "gatekeeper gates.yaml, schema version 1");
-    project
-        .gatekeeper(&["completions", "bash"])
-        .code(0)
-        .stdout(predicate::str::contains("_gatekeeper()"));
-    if gatekeeper::cuda::driver::driver_present() {
-        eprintln!("skipped the no-driver doctor check: this machine has a CUDA driver");
-        return;
-    }
-    project
-        .gatekeeper(&["doctor"])
-        .code(2)
-        .stdout(predicate::str::contains(
-            "FAIL CUDA driver: libcuda.so not found",
-        ));
-}
-
-#[test]
-fn every_command_has_help_with_examples() {
-    let project = Project::new(GATES);
-    for command in [
-        vec!["check"],
-        vec!["baseline", "refresh"],
-        vec!["report"],
-        vec!["compare"],
-        vec!["merge"],
-        vec!["doctor"],
-        vec!["schema"],
-        vec!["completions"],
-    ] {
-        let mut args = command.clone();
-        args.push("--help");
-        project
-            .gatekeeper(&args)
-            .code(0)
-            .stdout(predicate::str::contains("Examples:"));
-    }
 }
 
 /// A harness that prints exactly the samples in `samples.json`, whatever it was asked for.
@@ -1053,4 +601,155 @@ else:
         .stdout(predicate::str::contains(
             "the harness reported an error without a message",
         ));
+}
+
+/// One shape of each outcome a JUnit reporter shows differently, at the default seed.
+const FOUR_OUTCOMES: &str = r#"version: 1
+gate: {regression_threshold: 0.10, min_regressed_shapes: 1, alpha: 0.05}
+timing: {warmup: 1, samples: 40}
+shapes:
+  passing: {N: 1}
+  regressed: {N: 2}
+  incorrect: {N: 3}
+  errored: {N: 4}
+kernels:
+  - name: attn
+    command: ["python3", "harness.py"]
+    shapes: [passing, regressed, incorrect, errored]
+    timeout_s: 20
+"#;
+
+/// The committed JUnit report of `FOUR_OUTCOMES`, normalised by `normalise_junit`.
+const JUNIT_GOLDEN: &str = "tests/fixtures/golden/junit.xml";
+
+/// Replaces every value of `attribute="..."` with `with`.
+fn mask_attribute(xml: &str, attribute: &str, with: &str) -> String {
+    let start = format!(" {attribute}=\"");
+    let mut out = String::new();
+    let mut rest = xml;
+    while let Some(at) = rest.find(&start) {
+        let (head, tail) = rest.split_at(at + start.len());
+        out.push_str(head);
+        out.push_str(with);
+        rest = tail.find('"').map_or("", |end| &tail[end..]);
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Writes each number in `text` as `N`.
+fn mask_numbers(text: &str) -> String {
+    let mut out = String::new();
+    let mut in_number = false;
+    for c in text.chars() {
+        if c.is_ascii_digit() || (in_number && c == '.') {
+            if !in_number {
+                out.push('N');
+            }
+            in_number = true;
+        } else {
+            out.push(c);
+            in_number = false;
+        }
+    }
+    out
+}
+
+/// Masks the measured numbers of each `<verdict>: baseline 37.65 ± 0.38 µs, candidate ...,
+/// p 0.210` summary, in an attribute or a CDATA line: they follow the statistics, and the golden
+/// pins the report's shape, not the harness's random draw.
+fn mask_summaries(xml: &str) -> String {
+    const START: &str = ": baseline ";
+    let mut out = String::new();
+    let mut rest = xml;
+    while let Some(at) = rest.find(START) {
+        let (head, tail) = rest.split_at(at + START.len());
+        out.push_str(head);
+        let end = tail.find(['"', ']', '\n']).unwrap_or(tail.len());
+        out.push_str(&mask_numbers(&tail[..end]));
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The parts of a JUnit report that change from run to run: when it ran, how long it took,
+/// where the project was, and the measured times.
+fn normalise_junit(xml: &str, project: &Path) -> String {
+    let xml = xml.replace(&project.display().to_string(), "PROJECT");
+    let xml = mask_attribute(&xml, "timestamp", "TIMESTAMP");
+    let xml = mask_attribute(&xml, "time", "TIME");
+    mask_summaries(&xml)
+}
+
+/// `name:outcome` per testcase, read by Python's own XML parser: the report is well-formed XML
+/// that a reporter other than ours can read.
+fn testcase_outcomes(xml_file: &Path) -> Vec<String> {
+    let script = r#"import sys, xml.etree.ElementTree as ET
+for case in ET.parse(sys.argv[1]).getroot().iter("testcase"):
+    outcomes = [child.tag for child in case if child.tag in ("failure", "error", "skipped")]
+    print(case.get("name") + ":" + (outcomes[0] if outcomes else "ok"))
+"#;
+    let output = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(xml_file)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The JUnit report of a real check, compared with a committed golden file. After a deliberate
+/// change to the report, regenerate the golden with
+/// `GATEKEEPER_BLESS=1 cargo test --test cli_check junit_of_a_real_check_matches_the_golden_file`
+/// and review its diff.
+#[test]
+fn junit_of_a_real_check_matches_the_golden_file() {
+    let project = Project::with_committed_baseline(FOUR_OUTCOMES);
+    project.behave_with(
+        json!({
+            "regressed": {"slowdown": 1.3},
+            "incorrect": {"correct": false},
+            "errored": {"crash": true},
+        }),
+        1,
+        "Test GPU",
+    );
+    project
+        .gatekeeper(&["check", "--against", "main", "--junit", "out.xml"])
+        .code(1);
+    let xml_file = project.path().join("out.xml");
+    assert_eq!(
+        testcase_outcomes(&xml_file),
+        [
+            "passing:ok",
+            "regressed:failure",
+            "incorrect:failure",
+            "errored:error"
+        ]
+    );
+    let xml = std::fs::read_to_string(&xml_file).unwrap();
+    let actual = normalise_junit(&xml, project.path());
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join(JUNIT_GOLDEN);
+    if std::env::var_os("GATEKEEPER_BLESS").is_some_and(|v| v == "1") {
+        std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
+        std::fs::write(&golden, &actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&golden).unwrap_or_else(|err| {
+        panic!("{JUNIT_GOLDEN}: {err}; write it with GATEKEEPER_BLESS=1 (see this test's comment)")
+    });
+    assert_eq!(
+        actual, expected,
+        "the JUnit report differs from {JUNIT_GOLDEN}; if the change is meant, regenerate it with \
+         GATEKEEPER_BLESS=1 (see this test's comment)"
+    );
 }
