@@ -6,14 +6,19 @@
 //! collects *every* problem before giving up.
 
 use std::collections::HashSet;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-use crate::cuda::spec::{self as cuda_spec, CudaSpec};
 use crate::error::{Error, Result};
+use crate::shape::{is_identifier, IDENTIFIER_PATTERN};
+// The types of `Config`'s fields that other modules define, reachable from here too.
+pub use crate::shape::{ParamValue, Params};
+use crate::spec::cuda as cuda_spec;
+pub use crate::spec::cuda::CudaSpec;
+use crate::spec::profile;
+pub use crate::spec::profile::{KernelProfile, ProfileSettings};
 use crate::unique;
 use crate::yaml::{self, Parsed};
 
@@ -24,8 +29,6 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 /// What [`check_name`] accepts, for the JSON Schema: editors then reject what gatekeeper does.
 pub(crate) const NAME_PATTERN: &str = "^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$";
-/// What [`is_identifier`] accepts (parameter, variable, metric and tensor names).
-pub(crate) const IDENTIFIER_PATTERN: &str = "^[A-Za-z_][A-Za-z0-9_]*$";
 
 /// A validated configuration. Only [`Config::load`] and [`Config::from_yaml`] make one.
 #[derive(Debug, Clone)]
@@ -132,30 +135,6 @@ impl Default for TimingSettings {
     }
 }
 
-/// A shape's parameters, in the order the file lists them.
-pub type Params = IndexMap<String, ParamValue>;
-
-/// A shape parameter: harnesses receive these as a JSON object.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(untagged)]
-pub enum ParamValue {
-    Int(i64),
-    Float(f64),
-    Bool(bool),
-    Text(String),
-}
-
-impl fmt::Display for ParamValue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ParamValue::Int(v) => write!(f, "{v}"),
-            ParamValue::Float(v) => write!(f, "{v}"),
-            ParamValue::Bool(v) => write!(f, "{v}"),
-            ParamValue::Text(v) => write!(f, "{v}"),
-        }
-    }
-}
-
 /// One kernel to gate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -196,92 +175,6 @@ pub struct KernelSpec {
     /// Gate 4: static resources of the compiled kernel and Nsight Compute targets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<KernelProfile>,
-}
-
-/// Gate 4 for one kernel: resource limits read from the compiled kernel (no GPU time), and
-/// targets on Nsight Compute metrics (`gatekeeper profile`, and `check` when `ncu` is there).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct KernelProfile {
-    /// Most bytes of register spills (stores + loads) allowed per thread; `0` forbids spills.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub spills: Option<u64>,
-    /// `required`: the SASS must contain tensor-core instructions (HMMA, HGMMA, QGMMA, ...).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tensor_cores: Option<TensorCores>,
-    /// Most registers per thread.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_registers: Option<u32>,
-    /// Least theoretical occupancy, % of the SM's warp slots.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0, max = 100))]
-    pub min_occupancy_pct: Option<f64>,
-    /// Floating-point operations per launch, over the shape's parameters (for the floor).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub flops: Option<crate::cuda::expr::Expr>,
-    /// Least bytes moved to and from device memory per launch (for the floor).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bytes: Option<crate::cuda::expr::Expr>,
-    /// Bounds on profiled metrics, by name (see `profile.metrics`), e.g.
-    /// `tensor_pipe_pct: {min: 50}`.
-    #[serde(
-        default,
-        skip_serializing_if = "IndexMap::is_empty",
-        deserialize_with = "unique::keys"
-    )]
-    pub targets: IndexMap<String, Bound>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum TensorCores {
-    Required,
-}
-
-/// A metric's allowed range; either end may be open, not both.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-#[schemars(extend("minProperties" = 1))]
-pub struct Bound {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max: Option<f64>,
-}
-
-/// The top-level `profile` block: metric names and each device's measured peaks.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ProfileSettings {
-    /// Extra metric names, or other Nsight Compute metrics under the built-in names.
-    #[serde(
-        default,
-        skip_serializing_if = "IndexMap::is_empty",
-        deserialize_with = "unique::keys"
-    )]
-    #[schemars(extend(
-        "propertyNames" = {"pattern": IDENTIFIER_PATTERN},
-        "additionalProperties" = {"type": "string", "pattern": "^[^, ]*[^,\\s][^, ]*$"}
-    ))]
-    pub metrics: IndexMap<String, String>,
-    /// Measured peaks by device (the folder name under `baselines/`), for the floor.
-    #[serde(
-        default,
-        skip_serializing_if = "IndexMap::is_empty",
-        deserialize_with = "unique::keys"
-    )]
-    pub peaks: IndexMap<String, Peaks>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Peaks {
-    /// Tensor-core rate, TFLOP/s.
-    #[schemars(extend("exclusiveMinimum" = 0))]
-    pub tflops: f64,
-    /// Device-memory bandwidth, GB/s.
-    #[schemars(extend("exclusiveMinimum" = 0))]
-    pub bandwidth_gbs: f64,
 }
 
 mod defaults {
@@ -730,8 +623,8 @@ fn check_profile(
     }
     for (name, bound) in &profile.targets {
         let key = format!("targets.{name}");
-        if crate::profile::metric_name(name, settings).is_none() {
-            let known = crate::profile::metric_names(settings).join(", ");
+        if profile::metric_name(name, settings).is_none() {
+            let known = profile::metric_names(settings).join(", ");
             problems.push((key.clone(), format!("unknown metric {name:?} (known: {known}; add others under the top-level profile.metrics)")));
         }
         match (bound.min, bound.max) {
@@ -822,12 +715,6 @@ fn check_name(name: &str) -> std::result::Result<(), &'static str> {
         return Err("use letters, digits, '_', '-' and '.' only");
     }
     Ok(())
-}
-
-fn is_identifier(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 #[cfg(test)]

@@ -9,8 +9,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use super::dtype::DType;
-use super::expr::Expr;
-use crate::config::Params;
+use crate::shape::{is_identifier, Expr, Params};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -25,7 +24,7 @@ pub struct CudaSpec {
     #[serde(deserialize_with = "crate::unique::keys")]
     #[schemars(extend(
         "minProperties" = 1,
-        "propertyNames" = {"pattern": crate::config::IDENTIFIER_PATTERN}
+        "propertyNames" = {"pattern": crate::shape::IDENTIFIER_PATTERN}
     ))]
     pub tensors: IndexMap<String, TensorSpec>,
     /// The launches that make up one run of the kernel, in order.
@@ -609,12 +608,6 @@ fn check_source_path(source: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn is_identifier(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
 /// Streams a resolved kernel uses, stream 0 included.
 pub fn stream_count(launches: &[ResolvedLaunch]) -> usize {
     let used: HashSet<usize> = launches.iter().map(|l| l.stream).collect();
@@ -624,7 +617,7 @@ pub fn stream_count(launches: &[ResolvedLaunch]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ParamValue;
+    use crate::shape::ParamValue;
 
     #[test]
     fn entries_take_shape_parameters() {
