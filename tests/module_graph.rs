@@ -146,8 +146,8 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The module path of a file relative to `src`: `cuda/mod.rs` is `cuda`, `cuda/spec.rs` is
-/// `cuda::spec`.
+/// The module path of a file relative to `src`: `cuda/mod.rs` is `cuda`, `cuda/runner.rs` is
+/// `cuda::runner`.
 fn file_module(file: &Path) -> Vec<String> {
     let mut path: Vec<String> = file
         .with_extension("")

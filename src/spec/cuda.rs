@@ -272,9 +272,33 @@ const MAX_NUMEL: i64 = 1 << 34;
 /// Most auxiliary streams a kernel may use.
 const MAX_STREAM: u32 = 8;
 
+impl CudaSpec {
+    /// Every problem as (key relative to the block, message): its own checks first, then every
+    /// expression evaluated for every shape the kernel `runs_on`, so a typo fails at load time
+    /// rather than on the GPU.
+    pub fn problems(&self, runs_on: &[(&str, &Params)]) -> Vec<(String, String)> {
+        let problems = check(self);
+        if !problems.is_empty() {
+            return problems;
+        }
+        let mut seen = HashSet::new();
+        let mut problems = Vec::new();
+        for (shape, params) in runs_on {
+            if let Err(found) = resolve(self, params) {
+                for (key, message) in found {
+                    if seen.insert((key.clone(), message.clone())) {
+                        problems.push((key, format!("{message} (shape {shape})")));
+                    }
+                }
+            }
+        }
+        problems
+    }
+}
+
 /// Checks that do not depend on the shape; each problem is `(key, message)`, the key relative
 /// to the `cuda` block.
-pub fn check(spec: &CudaSpec) -> Vec<(String, String)> {
+fn check(spec: &CudaSpec) -> Vec<(String, String)> {
     let mut problems = Vec::new();
     for (key, source) in
         std::iter::once(("source".to_string(), Some(&spec.source))).chain(std::iter::once((

@@ -4,7 +4,7 @@
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-use crate::shape::{Expr, IDENTIFIER_PATTERN};
+use crate::shape::{is_identifier, Expr, Params, IDENTIFIER_PATTERN};
 use crate::unique;
 
 /// Built-in metric names: what the reports show, and what `targets` may bound without more
@@ -143,4 +143,123 @@ pub fn metric_names(settings: &ProfileSettings) -> Vec<String> {
         }
     }
     names
+}
+
+impl ProfileSettings {
+    /// Problems as (key relative to the block, message): metric names that `targets` can use,
+    /// each naming one Nsight Compute metric, and peaks a floor can be computed from.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        for (device, peaks) in &self.peaks {
+            for (name, value) in [
+                ("tflops", peaks.tflops),
+                ("bandwidth_gbs", peaks.bandwidth_gbs),
+            ] {
+                if !(value.is_finite() && value > 0.0) {
+                    problems.push((
+                        format!("peaks.{device}.{name}"),
+                        format!("must be a positive number, got {value}"),
+                    ));
+                }
+            }
+        }
+        for (name, metric) in &self.metrics {
+            if !is_identifier(name) {
+                problems.push((
+                    format!("metrics.{name}"),
+                    "metric names are letters, digits and _".to_string(),
+                ));
+            }
+            if metric.trim().is_empty() || metric.contains([',', ' ']) {
+                problems.push((
+                    format!("metrics.{name}"),
+                    format!("expected one Nsight Compute metric name, got {metric:?}"),
+                ));
+            }
+        }
+        problems
+    }
+}
+
+impl KernelProfile {
+    /// Problems as (key relative to the block, message): limits that fit the kernel (`cuda`:
+    /// whether it is a `cuda:` kernel), known metric names with sane bounds, and work
+    /// expressions that evaluate on every shape the kernel `runs_on`.
+    pub fn problems(
+        &self,
+        cuda: bool,
+        runs_on: &[(&str, &Params)],
+        settings: &ProfileSettings,
+    ) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        let static_limits = self.spills.is_some()
+            || self.tensor_cores.is_some()
+            || self.max_registers.is_some()
+            || self.min_occupancy_pct.is_some();
+        if static_limits && !cuda {
+            problems.push((
+                "spills".to_string(),
+                "resource limits (spills, tensor_cores, max_registers, min_occupancy_pct) need a `cuda` kernel: gatekeeper reads them from the compiled code".to_string(),
+            ));
+        }
+        if let Some(pct) = self.min_occupancy_pct {
+            if !(0.0..=100.0).contains(&pct) {
+                problems.push((
+                    "min_occupancy_pct".to_string(),
+                    format!("must be in [0, 100], got {pct}"),
+                ));
+            }
+        }
+        problems.extend(self.target_problems(settings));
+        if !cuda && !self.targets.is_empty() {
+            problems.push((
+                "targets".to_string(),
+                "Nsight Compute targets need a `cuda` kernel (gatekeeper profiles the kernels it launches)".to_string(),
+            ));
+        }
+        for (name, expr) in [("flops", &self.flops), ("bytes", &self.bytes)] {
+            let Some(expr) = expr else { continue };
+            if let Some(message) = work_problem(expr, runs_on) {
+                problems.push((name.to_string(), message));
+            }
+        }
+        problems
+    }
+
+    /// Each target names a known metric and bounds it with finite numbers, min below max.
+    fn target_problems(&self, settings: &ProfileSettings) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        for (name, bound) in &self.targets {
+            let key = format!("targets.{name}");
+            if metric_name(name, settings).is_none() {
+                let known = metric_names(settings).join(", ");
+                problems.push((key.clone(), format!("unknown metric {name:?} (known: {known}; add others under the top-level profile.metrics)")));
+            }
+            match (bound.min, bound.max) {
+                (None, None) => problems.push((key, "give `min`, `max` or both".to_string())),
+                (Some(lo), Some(hi)) if lo > hi => {
+                    problems.push((key, format!("min {lo} is above max {hi}")))
+                }
+                (lo, hi) if lo.into_iter().chain(hi).any(|v| !v.is_finite()) => {
+                    problems.push((key, "bounds must be finite numbers".to_string()))
+                }
+                _ => {}
+            }
+        }
+        problems
+    }
+}
+
+/// What is wrong with a work expression on the first shape where it does not evaluate to a
+/// finite number >= 0.
+fn work_problem(expr: &Expr, runs_on: &[(&str, &Params)]) -> Option<String> {
+    runs_on
+        .iter()
+        .find_map(|(shape, params)| match expr.eval(params) {
+            Ok(v) if v.is_finite() && v >= 0.0 => None,
+            Ok(v) => Some(format!(
+                "is {v} on shape {shape}: must be a finite number >= 0"
+            )),
+            Err(why) => Some(format!("{why} (shape {shape})")),
+        })
 }
