@@ -893,6 +893,85 @@ kernels:
     }
 
     #[test]
+    fn cuda_and_profile_blocks_report_under_their_keys_in_file_order() {
+        let text = r#"
+version: 1
+shapes:
+  s: {N: 8}
+  t: {N: 16, bad-name: 1}
+kernels:
+  - name: broken_block
+    shapes: [s]
+    cuda:
+      source: ../outside.cu
+      tensors:
+        1x: {dtype: f32, shape: [], output: true, scratch: true, init: {constant: 1, normal: [0, 1]}}
+      launches:
+        - {entry: sax-py, grid: [1, 1, 1, 1], block: [], args: [nope, {}], stream: 9}
+      reference:
+        launches: [{entry: ref, grid: [1], block: [1], args: [], stream: 1}]
+      tolerance: {atol: -1, rtol: 0, rel_l2: 2}
+      trials: 0
+    profile:
+      min_occupancy_pct: 101
+      targets: {bogus: {}, sm_pct: {min: 2, max: 1}}
+      flops: "N * Q"
+  - name: unresolved
+    shapes: [s, t]
+    cuda:
+      source: k.cu
+      tensors: {out: {dtype: f32, shape: [M], output: true}}
+      launches: [{entry: k, grid: ["N / 3"], block: [1], args: [out]}]
+      reference: {launches: [{entry: r, grid: [1], block: [1], args: [out]}]}
+      tolerance: {atol: 0, rtol: 0}
+  - name: harness
+    command: [x]
+    shapes: [s]
+    env: {1A: b}
+    profile: {spills: 0, targets: {sm_pct: {min: 1}}, bytes: -1}
+profile:
+  metrics: {1x: "a b"}
+  peaks: {h100: {tflops: 0, bandwidth_gbs: 1}}
+"#;
+        // In file order: each block's checks, then its expressions on every shape it runs on.
+        let expect = [
+            "`shapes.t.bad-name`: parameter names are letters, digits and _, not starting with a digit",
+            "`kernels[0].cuda.source`: \"../outside.cu\" leaves the repository; '..' is not allowed",
+            "`kernels[0].cuda.tensors.1x`: tensor names are identifiers",
+            "`kernels[0].cuda.tensors.1x`: a tensor is an output or scratch, not both",
+            "`kernels[0].cuda.tensors.1x.shape`: must have at least one dimension",
+            "`kernels[0].cuda.tensors.1x.init`: give exactly one of uniform: [low, high], normal: [mean, std], constant: value",
+            "`kernels[0].cuda.launches[0].entry`: \"sax-py\" is not a C identifier",
+            "`kernels[0].cuda.launches[0].grid`: must have 1 to 3 dimensions",
+            "`kernels[0].cuda.launches[0].block`: must have 1 to 3 dimensions",
+            "`kernels[0].cuda.launches[0].stream`: must be at most 8",
+            "`kernels[0].cuda.launches[0].args[0]`: unknown tensor \"nope\" (scalars are written {i32: expr}, {f32: expr}, ...)",
+            "`kernels[0].cuda.launches[0].args[1]`: a scalar names exactly one type: {i32: expr}, {i64: ..}, {u32: ..}, {u64: ..}, {f32: ..} or {f64: ..}",
+            "`kernels[0].cuda.reference.launches[0].stream`: the reference runs on stream 0",
+            "`kernels[0].cuda.tolerance`: atol and rtol must be finite and non-negative",
+            "`kernels[0].cuda.tolerance.rel_l2`: must be in (0, 1], got 2",
+            "`kernels[0].cuda.trials`: must be in [1, 100], got 0",
+            "`kernels[0].profile.min_occupancy_pct`: must be in [0, 100], got 101",
+            "`kernels[0].profile.targets.bogus`: unknown metric \"bogus\" (known: duration_ns, sm_pct, memory_pct, dram_pct, dram_bytes_per_s, tensor_pipe_pct, occupancy_pct, bank_conflicts, 1x; add others under the top-level profile.metrics)",
+            "`kernels[0].profile.targets.bogus`: give `min`, `max` or both",
+            "`kernels[0].profile.targets.sm_pct`: min 2 is above max 1",
+            "`kernels[0].profile.flops`: \"N * Q\": unknown parameter Q (the shape has N) (shape s)",
+            "`kernels[1].cuda.tensors.out.shape[0]`: \"M\": unknown parameter M (the shape has N) (shape s)",
+            "`kernels[1].cuda.launches[0].grid[0]`: N / 3 = 2.6666666666666665 is not a whole number (shape s)",
+            "`kernels[1].cuda.tensors.out.shape[0]`: \"M\": unknown parameter M (the shape has N, bad-name) (shape t)",
+            "`kernels[1].cuda.launches[0].grid[0]`: N / 3 = 5.333333333333333 is not a whole number (shape t)",
+            "`kernels[2].env.1A`: environment variable names are letters, digits and _",
+            "`kernels[2].profile.spills`: resource limits (spills, tensor_cores, max_registers, min_occupancy_pct) need a `cuda` kernel: gatekeeper reads them from the compiled code",
+            "`kernels[2].profile.targets`: Nsight Compute targets need a `cuda` kernel (gatekeeper profiles the kernels it launches)",
+            "`kernels[2].profile.bytes`: is -1 on shape s: must be a finite number >= 0",
+            "`profile.peaks.h100.tflops`: must be a positive number, got 0",
+            "`profile.metrics.1x`: metric names are letters, digits and _",
+            "`profile.metrics.1x`: expected one Nsight Compute metric name, got \"a b\"",
+        ];
+        assert_eq!(problems(text), expect);
+    }
+
+    #[test]
     fn missing_file_is_a_usage_error_naming_it() {
         let err = Config::load(Path::new("/nonexistent/gates.yaml")).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/gates.yaml"));
