@@ -13,9 +13,9 @@ use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 use crate::atomic;
-use crate::config::Params;
 use crate::error::{Error, Result};
 use crate::git::{EntryKind, Repo, ResolvedRef};
+use crate::shape::Params;
 
 /// Version of the baseline file layout.
 pub const FORMAT: u32 = 1;

@@ -6,14 +6,17 @@
 //! collects *every* problem before giving up.
 
 use std::collections::HashSet;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-use crate::cuda::spec::{self as cuda_spec, CudaSpec};
 use crate::error::{Error, Result};
+use crate::shape::{is_identifier, IDENTIFIER_PATTERN};
+// The types of `Config`'s fields that other modules define, reachable from here too.
+pub use crate::shape::{ParamValue, Params};
+pub use crate::spec::cuda::CudaSpec;
+pub use crate::spec::profile::{KernelProfile, ProfileSettings};
 use crate::unique;
 use crate::yaml::{self, Parsed};
 
@@ -24,10 +27,10 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 /// What [`check_name`] accepts, for the JSON Schema: editors then reject what gatekeeper does.
 pub(crate) const NAME_PATTERN: &str = "^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$";
-/// What [`is_identifier`] accepts (parameter, variable, metric and tensor names).
-pub(crate) const IDENTIFIER_PATTERN: &str = "^[A-Za-z_][A-Za-z0-9_]*$";
 
-/// A validated configuration. Only [`Config::load`] and [`Config::from_yaml`] make one.
+/// A configuration that passed every check of [`Config::load`] and [`Config::from_yaml`], which
+/// is how gatekeeper makes one. The fields are public for reading: a `Config` built or changed
+/// by hand is not checked again.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The file it was read from.
@@ -132,30 +135,6 @@ impl Default for TimingSettings {
     }
 }
 
-/// A shape's parameters, in the order the file lists them.
-pub type Params = IndexMap<String, ParamValue>;
-
-/// A shape parameter: harnesses receive these as a JSON object.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(untagged)]
-pub enum ParamValue {
-    Int(i64),
-    Float(f64),
-    Bool(bool),
-    Text(String),
-}
-
-impl fmt::Display for ParamValue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ParamValue::Int(v) => write!(f, "{v}"),
-            ParamValue::Float(v) => write!(f, "{v}"),
-            ParamValue::Bool(v) => write!(f, "{v}"),
-            ParamValue::Text(v) => write!(f, "{v}"),
-        }
-    }
-}
-
 /// One kernel to gate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -196,92 +175,6 @@ pub struct KernelSpec {
     /// Gate 4: static resources of the compiled kernel and Nsight Compute targets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<KernelProfile>,
-}
-
-/// Gate 4 for one kernel: resource limits read from the compiled kernel (no GPU time), and
-/// targets on Nsight Compute metrics (`gatekeeper profile`, and `check` when `ncu` is there).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct KernelProfile {
-    /// Most bytes of register spills (stores + loads) allowed per thread; `0` forbids spills.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub spills: Option<u64>,
-    /// `required`: the SASS must contain tensor-core instructions (HMMA, HGMMA, QGMMA, ...).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tensor_cores: Option<TensorCores>,
-    /// Most registers per thread.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_registers: Option<u32>,
-    /// Least theoretical occupancy, % of the SM's warp slots.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0, max = 100))]
-    pub min_occupancy_pct: Option<f64>,
-    /// Floating-point operations per launch, over the shape's parameters (for the floor).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub flops: Option<crate::cuda::expr::Expr>,
-    /// Least bytes moved to and from device memory per launch (for the floor).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bytes: Option<crate::cuda::expr::Expr>,
-    /// Bounds on profiled metrics, by name (see `profile.metrics`), e.g.
-    /// `tensor_pipe_pct: {min: 50}`.
-    #[serde(
-        default,
-        skip_serializing_if = "IndexMap::is_empty",
-        deserialize_with = "unique::keys"
-    )]
-    pub targets: IndexMap<String, Bound>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum TensorCores {
-    Required,
-}
-
-/// A metric's allowed range; either end may be open, not both.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-#[schemars(extend("minProperties" = 1))]
-pub struct Bound {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max: Option<f64>,
-}
-
-/// The top-level `profile` block: metric names and each device's measured peaks.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ProfileSettings {
-    /// Extra metric names, or other Nsight Compute metrics under the built-in names.
-    #[serde(
-        default,
-        skip_serializing_if = "IndexMap::is_empty",
-        deserialize_with = "unique::keys"
-    )]
-    #[schemars(extend(
-        "propertyNames" = {"pattern": IDENTIFIER_PATTERN},
-        "additionalProperties" = {"type": "string", "pattern": "^[^, ]*[^,\\s][^, ]*$"}
-    ))]
-    pub metrics: IndexMap<String, String>,
-    /// Measured peaks by device (the folder name under `baselines/`), for the floor.
-    #[serde(
-        default,
-        skip_serializing_if = "IndexMap::is_empty",
-        deserialize_with = "unique::keys"
-    )]
-    pub peaks: IndexMap<String, Peaks>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Peaks {
-    /// Tensor-core rate, TFLOP/s.
-    #[schemars(extend("exclusiveMinimum" = 0))]
-    pub tflops: f64,
-    /// Device-memory bandwidth, GB/s.
-    #[schemars(extend("exclusiveMinimum" = 0))]
-    pub bandwidth_gbs: f64,
 }
 
 mod defaults {
@@ -524,284 +417,203 @@ fn shadowed_by(key: &str, stand_in: &str) -> bool {
     }
 }
 
-/// Semantic checks: every problem, as (key path, message).
+/// Semantic checks: every problem, as (key path, message), section by section in file order.
 fn validate(raw: &RawConfig) -> Vec<(String, String)> {
     let mut problems = Vec::new();
-    let mut problem = |key: &str, message: String| problems.push((key.to_string(), message));
-
     if raw.version != SCHEMA_VERSION {
-        problem(
-            "version",
+        problems.push((
+            "version".to_string(),
             format!(
                 "unsupported schema version {} (this gatekeeper reads version {SCHEMA_VERSION})",
                 raw.version
             ),
-        );
+        ));
     }
+    problems.extend(nested("gate", raw.gate.problems()));
+    problems.extend(nested("timing", raw.timing.problems()));
+    problems.extend(nested("shapes", shapes_problems(&raw.shapes)));
+    if raw.kernels.is_empty() {
+        problems.push((
+            "kernels".to_string(),
+            "must list at least one kernel".to_string(),
+        ));
+    }
+    for (index, kernel) in raw.kernels.iter().enumerate() {
+        let found = kernel.problems(&raw.kernels[..index], raw);
+        problems.extend(nested(&format!("kernels[{index}]"), found));
+    }
+    problems.extend(nested("profile", raw.profile.problems()));
+    problems
+}
 
-    for (key, message) in raw.gate.problems() {
-        problem(&format!("gate.{key}"), message);
-    }
+/// `problems` of one part of the file, with the part's key path put before each key (an
+/// empty key is the part itself).
+fn nested<K: AsRef<str>>(
+    prefix: &str,
+    problems: impl IntoIterator<Item = (K, String)>,
+) -> Vec<(String, String)> {
+    problems
+        .into_iter()
+        .map(|(key, message)| {
+            let key = match key.as_ref() {
+                "" => prefix.to_string(),
+                key if key.starts_with('[') => format!("{prefix}{key}"),
+                key => format!("{prefix}.{key}"),
+            };
+            (key, message)
+        })
+        .collect()
+}
 
-    let timing = &raw.timing;
-    if timing.warmup > 1_000_000 {
-        problem(
-            "timing.warmup",
-            format!("must be at most 1000000, got {}", timing.warmup),
-        );
+impl TimingSettings {
+    /// Out-of-range settings as (key, message), like [`GateSettings::problems`].
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut problems = Vec::new();
+        if self.warmup > 1_000_000 {
+            problems.push((
+                "warmup",
+                format!("must be at most 1000000, got {}", self.warmup),
+            ));
+        }
+        if !(5..=100_000).contains(&self.samples) {
+            problems.push((
+                "samples",
+                format!(
+                    "must be in [5, 100000], got {} (the t-test needs several samples a side)",
+                    self.samples
+                ),
+            ));
+        }
+        problems
     }
-    if !(5..=100_000).contains(&timing.samples) {
-        problem(
-            "timing.samples",
-            format!(
-                "must be in [5, 100000], got {} (the t-test needs several samples a side)",
-                timing.samples
-            ),
-        );
-    }
+}
 
-    if raw.shapes.is_empty() {
-        problem("shapes", "must name at least one shape".to_string());
+/// The `shapes` map: plain names, identifier parameter names, finite numbers.
+fn shapes_problems(shapes: &IndexMap<String, Params>) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    if shapes.is_empty() {
+        problems.push((String::new(), "must name at least one shape".to_string()));
     }
-    for (name, params) in &raw.shapes {
+    for (name, params) in shapes {
         if let Err(why) = check_name(name) {
-            problem(&format!("shapes.{name}"), format!("bad shape name: {why}"));
+            problems.push((name.clone(), format!("bad shape name: {why}")));
         }
         for (param, value) in params {
-            let key = format!("shapes.{name}.{param}");
+            let key = format!("{name}.{param}");
             if !is_identifier(param) {
-                problem(
-                    &key,
+                problems.push((
+                    key.clone(),
                     "parameter names are letters, digits and _, not starting with a digit"
                         .to_string(),
-                );
+                ));
             }
             if let ParamValue::Float(v) = value {
                 if !v.is_finite() {
-                    problem(&key, format!("must be a finite number, got {v}"));
+                    problems.push((key, format!("must be a finite number, got {v}")));
                 }
             }
+        }
+    }
+    problems
+}
+
+impl KernelSpec {
+    /// This kernel's problems as (key relative to the kernel, message), checked against the
+    /// kernels listed before it (for duplicate names) and the rest of the file.
+    fn problems(&self, earlier: &[KernelSpec], raw: &RawConfig) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        if let Err(why) = check_name(&self.name) {
+            problems.push((
+                "name".to_string(),
+                format!("bad kernel name {:?}: {why}", self.name),
+            ));
+        } else if earlier.iter().any(|kernel| kernel.name == self.name) {
+            problems.push((
+                "name".to_string(),
+                format!("duplicate kernel name {:?}", self.name),
+            ));
+        }
+        let runs_on: Vec<(&str, &Params)> = self
+            .shapes
+            .iter()
+            .filter_map(|shape| Some((shape.as_str(), raw.shapes.get(shape)?)))
+            .collect();
+        problems.extend(self.harness_problems(&runs_on));
+        problems.extend(self.shape_list_problems(&raw.shapes));
+        if !(self.timeout_s > 0.0 && self.timeout_s <= 86_400.0) {
+            problems.push((
+                "timeout_s".to_string(),
+                format!("must be in (0, 86400] seconds, got {}", self.timeout_s),
+            ));
+        }
+        for (index, peer) in self.peers.iter().enumerate() {
+            let key = format!("peers[{index}]");
+            if peer == &self.name {
+                problems.push((key, "a kernel is not its own peer".to_string()));
+            } else if !raw.kernels.iter().any(|kernel| &kernel.name == peer) {
+                problems.push((key, format!("unknown kernel {peer:?}")));
+            }
+        }
+        for name in self.env.keys().filter(|name| !is_identifier(name)) {
+            problems.push((
+                format!("env.{name}"),
+                "environment variable names are letters, digits and _".to_string(),
+            ));
+        }
+        if let Some(profile) = &self.profile {
+            let found = profile.problems(self.cuda.is_some(), &runs_on, &raw.profile);
+            problems.extend(nested("profile", found));
+        }
+        problems
+    }
+
+    /// Exactly one of `command` and `cuda`, and whichever it is, usable.
+    fn harness_problems(&self, runs_on: &[(&str, &Params)]) -> Vec<(String, String)> {
+        let problem = |key: &str, message: &str| vec![(key.to_string(), message.to_string())];
+        match (&self.command, &self.cuda) {
+            (Some(_), Some(_)) => problem(
+                "command",
+                "give either `command` (a harness) or `cuda` (a CUDA kernel), not both",
+            ),
+            (None, None) => problem("", "needs `command` (a harness) or `cuda` (a CUDA kernel)"),
+            (Some(command), None) => match command.first() {
+                None => problem("command", "must not be empty"),
+                Some(program) if program.trim().is_empty() => {
+                    problem("command[0]", "the program must not be blank")
+                }
+                Some(_) => Vec::new(),
+            },
+            (None, Some(cuda)) => nested("cuda", cuda.problems(runs_on)),
         }
     }
 
-    if raw.kernels.is_empty() {
-        problem("kernels", "must list at least one kernel".to_string());
-    }
-    let mut seen = HashSet::new();
-    for (index, kernel) in raw.kernels.iter().enumerate() {
-        let at = |key: &str| format!("kernels[{index}].{key}");
-        if let Err(why) = check_name(&kernel.name) {
-            problem(
-                &at("name"),
-                format!("bad kernel name {:?}: {why}", kernel.name),
-            );
-        } else if !seen.insert(kernel.name.as_str()) {
-            problem(
-                &at("name"),
-                format!("duplicate kernel name {:?}", kernel.name),
-            );
+    /// At least one shape, each defined and listed once.
+    fn shape_list_problems(&self, shapes: &IndexMap<String, Params>) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        if self.shapes.is_empty() {
+            problems.push((
+                "shapes".to_string(),
+                "must name at least one shape".to_string(),
+            ));
         }
-        match (&kernel.command, &kernel.cuda) {
-            (Some(_), Some(_)) => problem(
-                &at("command"),
-                "give either `command` (a harness) or `cuda` (a CUDA kernel), not both".to_string(),
-            ),
-            (None, None) => problem(
-                &format!("kernels[{index}]"),
-                "needs `command` (a harness) or `cuda` (a CUDA kernel)".to_string(),
-            ),
-            (Some(command), None) => match command.first() {
-                None => problem(&at("command"), "must not be empty".to_string()),
-                Some(program) if program.trim().is_empty() => problem(
-                    &at("command[0]"),
-                    "the program must not be blank".to_string(),
-                ),
-                Some(_) => {}
-            },
-            (None, Some(cuda)) => {
-                for (key, message) in check_cuda(cuda, kernel, &raw.shapes) {
-                    problem(&at(&format!("cuda.{key}")), message);
-                }
-            }
-        }
-        if kernel.shapes.is_empty() {
-            problem(&at("shapes"), "must name at least one shape".to_string());
-        }
-        let mut kernel_shapes = HashSet::new();
-        for (shape_index, shape) in kernel.shapes.iter().enumerate() {
-            let key = at(&format!("shapes[{shape_index}]"));
-            if !raw.shapes.contains_key(shape) {
-                let known: Vec<&str> = raw.shapes.keys().map(String::as_str).collect();
-                problem(
-                    &key,
+        let mut listed = HashSet::new();
+        for (index, shape) in self.shapes.iter().enumerate() {
+            let key = format!("shapes[{index}]");
+            if !shapes.contains_key(shape) {
+                let known: Vec<&str> = shapes.keys().map(String::as_str).collect();
+                problems.push((
+                    key,
                     format!(
                         "unknown shape {shape:?} (shapes defined: {})",
                         known.join(", ")
                     ),
-                );
-            } else if !kernel_shapes.insert(shape.as_str()) {
-                problem(&key, format!("shape {shape:?} listed twice"));
+                ));
+            } else if !listed.insert(shape.as_str()) {
+                problems.push((key, format!("shape {shape:?} listed twice")));
             }
         }
-        if !(kernel.timeout_s > 0.0 && kernel.timeout_s <= 86_400.0) {
-            problem(
-                &at("timeout_s"),
-                format!("must be in (0, 86400] seconds, got {}", kernel.timeout_s),
-            );
-        }
-        for (peer_index, peer) in kernel.peers.iter().enumerate() {
-            let key = at(&format!("peers[{peer_index}]"));
-            if peer == &kernel.name {
-                problem(&key, "a kernel is not its own peer".to_string());
-            } else if !raw.kernels.iter().any(|k| &k.name == peer) {
-                problem(&key, format!("unknown kernel {peer:?}"));
-            }
-        }
-        for name in kernel.env.keys() {
-            if !is_identifier(name) {
-                problem(
-                    &at(&format!("env.{name}")),
-                    "environment variable names are letters, digits and _".to_string(),
-                );
-            }
-        }
-        if let Some(profile) = &kernel.profile {
-            for (key, message) in check_profile(profile, kernel, &raw.shapes, &raw.profile) {
-                problem(&at(&format!("profile.{key}")), message);
-            }
-        }
+        problems
     }
-    for (device, peaks) in &raw.profile.peaks {
-        for (name, value) in [
-            ("tflops", peaks.tflops),
-            ("bandwidth_gbs", peaks.bandwidth_gbs),
-        ] {
-            if !(value.is_finite() && value > 0.0) {
-                problem(
-                    &format!("profile.peaks.{device}.{name}"),
-                    format!("must be a positive number, got {value}"),
-                );
-            }
-        }
-    }
-    for (name, metric) in &raw.profile.metrics {
-        if !is_identifier(name) {
-            problem(
-                &format!("profile.metrics.{name}"),
-                "metric names are letters, digits and _".to_string(),
-            );
-        }
-        if metric.trim().is_empty() || metric.contains([',', ' ']) {
-            problem(
-                &format!("profile.metrics.{name}"),
-                format!("expected one Nsight Compute metric name, got {metric:?}"),
-            );
-        }
-    }
-    problems
-}
-
-/// A kernel's `profile` block: known metric names, sane bounds, and work expressions that
-/// evaluate on every shape.
-fn check_profile(
-    profile: &KernelProfile,
-    kernel: &KernelSpec,
-    shapes: &IndexMap<String, Params>,
-    settings: &ProfileSettings,
-) -> Vec<(String, String)> {
-    let mut problems = Vec::new();
-    let static_limits = profile.spills.is_some()
-        || profile.tensor_cores.is_some()
-        || profile.max_registers.is_some()
-        || profile.min_occupancy_pct.is_some();
-    if static_limits && kernel.cuda.is_none() {
-        problems.push((
-            "spills".to_string(),
-            "resource limits (spills, tensor_cores, max_registers, min_occupancy_pct) need a `cuda` kernel: gatekeeper reads them from the compiled code".to_string(),
-        ));
-    }
-    if let Some(pct) = profile.min_occupancy_pct {
-        if !(0.0..=100.0).contains(&pct) {
-            problems.push((
-                "min_occupancy_pct".to_string(),
-                format!("must be in [0, 100], got {pct}"),
-            ));
-        }
-    }
-    for (name, bound) in &profile.targets {
-        let key = format!("targets.{name}");
-        if crate::profile::metric_name(name, settings).is_none() {
-            let known = crate::profile::metric_names(settings).join(", ");
-            problems.push((key.clone(), format!("unknown metric {name:?} (known: {known}; add others under the top-level profile.metrics)")));
-        }
-        match (bound.min, bound.max) {
-            (None, None) => problems.push((key, "give `min`, `max` or both".to_string())),
-            (Some(lo), Some(hi)) if lo > hi => {
-                problems.push((key, format!("min {lo} is above max {hi}")))
-            }
-            (lo, hi) if lo.into_iter().chain(hi).any(|v| !v.is_finite()) => {
-                problems.push((key, "bounds must be finite numbers".to_string()))
-            }
-            _ => {}
-        }
-    }
-    if kernel.cuda.is_none() && !profile.targets.is_empty() {
-        problems.push((
-            "targets".to_string(),
-            "Nsight Compute targets need a `cuda` kernel (gatekeeper profiles the kernels it launches)".to_string(),
-        ));
-    }
-    for (name, expr) in [("flops", &profile.flops), ("bytes", &profile.bytes)] {
-        let Some(expr) = expr else { continue };
-        for shape in &kernel.shapes {
-            let Some(params) = shapes.get(shape) else {
-                continue;
-            };
-            match expr.eval(params) {
-                Ok(v) if v.is_finite() && v >= 0.0 => {}
-                Ok(v) => {
-                    problems.push((
-                        name.to_string(),
-                        format!("is {v} on shape {shape}: must be a finite number >= 0"),
-                    ));
-                    break;
-                }
-                Err(why) => {
-                    problems.push((name.to_string(), format!("{why} (shape {shape})")));
-                    break;
-                }
-            }
-        }
-    }
-    problems
-}
-
-/// The `cuda` block's own checks, then every expression evaluated for every shape the kernel
-/// runs on, so a typo fails at load time rather than on the GPU.
-fn check_cuda(
-    cuda: &CudaSpec,
-    kernel: &KernelSpec,
-    shapes: &IndexMap<String, Params>,
-) -> Vec<(String, String)> {
-    let problems = cuda_spec::check(cuda);
-    if !problems.is_empty() {
-        return problems;
-    }
-    let mut seen = HashSet::new();
-    let mut problems = Vec::new();
-    for shape in &kernel.shapes {
-        let Some(params) = shapes.get(shape) else {
-            continue;
-        };
-        if let Err(found) = cuda_spec::resolve(cuda, params) {
-            for (key, message) in found {
-                if seen.insert((key.clone(), message.clone())) {
-                    problems.push((key, format!("{message} (shape {shape})")));
-                }
-            }
-        }
-    }
-    problems
 }
 
 /// Kernel and shape names become file names and report keys, so they are kept plain.
@@ -822,12 +634,6 @@ fn check_name(name: &str) -> std::result::Result<(), &'static str> {
         return Err("use letters, digits, '_', '-' and '.' only");
     }
     Ok(())
-}
-
-fn is_identifier(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 #[cfg(test)]
@@ -1084,6 +890,85 @@ kernels:
     fn null_fence_disables_outlier_filtering() {
         let text = VALID.replace("alpha: 0.05", "alpha: 0.05\n  outlier_fence: null");
         assert_eq!(load(&text).unwrap().gate.outlier_fence, None);
+    }
+
+    #[test]
+    fn cuda_and_profile_blocks_report_under_their_keys_in_file_order() {
+        let text = r#"
+version: 1
+shapes:
+  s: {N: 8}
+  t: {N: 16, bad-name: 1}
+kernels:
+  - name: broken_block
+    shapes: [s]
+    cuda:
+      source: ../outside.cu
+      tensors:
+        1x: {dtype: f32, shape: [], output: true, scratch: true, init: {constant: 1, normal: [0, 1]}}
+      launches:
+        - {entry: sax-py, grid: [1, 1, 1, 1], block: [], args: [nope, {}], stream: 9}
+      reference:
+        launches: [{entry: ref, grid: [1], block: [1], args: [], stream: 1}]
+      tolerance: {atol: -1, rtol: 0, rel_l2: 2}
+      trials: 0
+    profile:
+      min_occupancy_pct: 101
+      targets: {bogus: {}, sm_pct: {min: 2, max: 1}}
+      flops: "N * Q"
+  - name: unresolved
+    shapes: [s, t]
+    cuda:
+      source: k.cu
+      tensors: {out: {dtype: f32, shape: [M], output: true}}
+      launches: [{entry: k, grid: ["N / 3"], block: [1], args: [out]}]
+      reference: {launches: [{entry: r, grid: [1], block: [1], args: [out]}]}
+      tolerance: {atol: 0, rtol: 0}
+  - name: harness
+    command: [x]
+    shapes: [s]
+    env: {1A: b}
+    profile: {spills: 0, targets: {sm_pct: {min: 1}}, bytes: -1}
+profile:
+  metrics: {1x: "a b"}
+  peaks: {h100: {tflops: 0, bandwidth_gbs: 1}}
+"#;
+        // In file order: each block's checks, then its expressions on every shape it runs on.
+        let expect = [
+            "`shapes.t.bad-name`: parameter names are letters, digits and _, not starting with a digit",
+            "`kernels[0].cuda.source`: \"../outside.cu\" leaves the repository; '..' is not allowed",
+            "`kernels[0].cuda.tensors.1x`: tensor names are identifiers",
+            "`kernels[0].cuda.tensors.1x`: a tensor is an output or scratch, not both",
+            "`kernels[0].cuda.tensors.1x.shape`: must have at least one dimension",
+            "`kernels[0].cuda.tensors.1x.init`: give exactly one of uniform: [low, high], normal: [mean, std], constant: value",
+            "`kernels[0].cuda.launches[0].entry`: \"sax-py\" is not a C identifier",
+            "`kernels[0].cuda.launches[0].grid`: must have 1 to 3 dimensions",
+            "`kernels[0].cuda.launches[0].block`: must have 1 to 3 dimensions",
+            "`kernels[0].cuda.launches[0].stream`: must be at most 8",
+            "`kernels[0].cuda.launches[0].args[0]`: unknown tensor \"nope\" (scalars are written {i32: expr}, {f32: expr}, ...)",
+            "`kernels[0].cuda.launches[0].args[1]`: a scalar names exactly one type: {i32: expr}, {i64: ..}, {u32: ..}, {u64: ..}, {f32: ..} or {f64: ..}",
+            "`kernels[0].cuda.reference.launches[0].stream`: the reference runs on stream 0",
+            "`kernels[0].cuda.tolerance`: atol and rtol must be finite and non-negative",
+            "`kernels[0].cuda.tolerance.rel_l2`: must be in (0, 1], got 2",
+            "`kernels[0].cuda.trials`: must be in [1, 100], got 0",
+            "`kernels[0].profile.min_occupancy_pct`: must be in [0, 100], got 101",
+            "`kernels[0].profile.targets.bogus`: unknown metric \"bogus\" (known: duration_ns, sm_pct, memory_pct, dram_pct, dram_bytes_per_s, tensor_pipe_pct, occupancy_pct, bank_conflicts, 1x; add others under the top-level profile.metrics)",
+            "`kernels[0].profile.targets.bogus`: give `min`, `max` or both",
+            "`kernels[0].profile.targets.sm_pct`: min 2 is above max 1",
+            "`kernels[0].profile.flops`: \"N * Q\": unknown parameter Q (the shape has N) (shape s)",
+            "`kernels[1].cuda.tensors.out.shape[0]`: \"M\": unknown parameter M (the shape has N) (shape s)",
+            "`kernels[1].cuda.launches[0].grid[0]`: N / 3 = 2.6666666666666665 is not a whole number (shape s)",
+            "`kernels[1].cuda.tensors.out.shape[0]`: \"M\": unknown parameter M (the shape has N, bad-name) (shape t)",
+            "`kernels[1].cuda.launches[0].grid[0]`: N / 3 = 5.333333333333333 is not a whole number (shape t)",
+            "`kernels[2].env.1A`: environment variable names are letters, digits and _",
+            "`kernels[2].profile.spills`: resource limits (spills, tensor_cores, max_registers, min_occupancy_pct) need a `cuda` kernel: gatekeeper reads them from the compiled code",
+            "`kernels[2].profile.targets`: Nsight Compute targets need a `cuda` kernel (gatekeeper profiles the kernels it launches)",
+            "`kernels[2].profile.bytes`: is -1 on shape s: must be a finite number >= 0",
+            "`profile.peaks.h100.tflops`: must be a positive number, got 0",
+            "`profile.metrics.1x`: metric names are letters, digits and _",
+            "`profile.metrics.1x`: expected one Nsight Compute metric name, got \"a b\"",
+        ];
+        assert_eq!(problems(text), expect);
     }
 
     #[test]

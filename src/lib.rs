@@ -3,6 +3,8 @@
 //!
 //! The modules follow the pipeline: [`config`] → [`plan`] → [`measure`] → [`compare`] (with
 //! [`stats`] and the [`baseline`] store) → [`record`] → [`report`]. [`commands`] wires them.
+//! [`shape`] and [`spec`] hold the vocabulary they share (a shape's parameters, the `cuda:` and
+//! `profile:` blocks of a kernel); `tests/module_graph.rs` keeps the modules free of cycles.
 
 pub mod atomic;
 pub mod baseline;
@@ -19,6 +21,8 @@ pub mod plan;
 pub mod profile;
 pub mod record;
 pub mod report;
+pub mod shape;
+pub mod spec;
 pub mod stats;
 pub mod unique;
 pub mod yaml;

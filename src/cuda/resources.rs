@@ -6,10 +6,31 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
 
 use super::driver::{DeviceInfo, Function};
 use super::spec::ResolvedLaunch;
-use crate::profile::Resources;
+
+/// Static resources of one compiled entry point, as the CUDA runner reports them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Resources {
+    pub entry: String,
+    pub registers: u32,
+    /// Spill stores + loads in bytes per thread, from ptxas; `None` when its report was not
+    /// available.
+    pub spill_bytes: Option<u64>,
+    /// Local memory per thread (stack frame, spills, local arrays).
+    pub local_bytes: u64,
+    pub static_shared_bytes: u64,
+    pub dynamic_shared_bytes: u64,
+    pub threads_per_block: u32,
+    pub blocks_per_sm: u32,
+    /// Theoretical occupancy: resident warps over the SM's warp slots, %.
+    pub occupancy_pct: f64,
+    /// Tensor-core instructions in the SASS by opcode (`HMMA`, `HGMMA`, `QGMMA`, ...); `None`
+    /// when no disassembler was found.
+    pub tensor_instructions: Option<IndexMap<String, u64>>,
+}
 
 /// Opcodes of tensor-core instructions: mma.sync (HMMA, IMMA, DMMA, BMMA), warpgroup MMA
 /// (HGMMA, QGMMA, IGMMA, BGMMA) and the Blackwell UTC*MMA family.

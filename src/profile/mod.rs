@@ -11,84 +11,14 @@ pub mod ncu;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Bound, KernelProfile, Params, Peaks, ProfileSettings, TensorCores};
-
-/// Built-in metric names: what the reports show, and what `targets` may bound without more
-/// configuration. Each was checked against `ncu --query-metrics` on an H100 (Nsight Compute
-/// 2025); gatekeeper checks them again against the device's own list before profiling.
-pub const DEFAULT_METRICS: [(&str, &str); 8] = [
-    ("duration_ns", "gpu__time_duration.sum"),
-    ("sm_pct", "sm__throughput.avg.pct_of_peak_sustained_elapsed"),
-    (
-        "memory_pct",
-        "gpu__compute_memory_throughput.avg.pct_of_peak_sustained_elapsed",
-    ),
-    (
-        "dram_pct",
-        "dram__throughput.avg.pct_of_peak_sustained_elapsed",
-    ),
-    ("dram_bytes_per_s", "dram__bytes.sum.per_second"),
-    (
-        "tensor_pipe_pct",
-        "sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active",
-    ),
-    (
-        "occupancy_pct",
-        "sm__warps_active.avg.pct_of_peak_sustained_active",
-    ),
-    (
-        "bank_conflicts",
-        "l1tex__data_bank_conflicts_pipe_lsu_mem_shared.sum",
-    ),
-];
+pub use crate::cuda::resources::Resources;
+use crate::shape::Params;
+pub use crate::spec::profile::{metric_name, metric_names, DEFAULT_METRICS};
+use crate::spec::profile::{Bound, KernelProfile, Peaks, TensorCores};
 
 /// Below this share of peak on both the SM and the memory side, a kernel is latency-bound:
 /// neither unit is busy, so stalls (dependencies, barriers, too few warps) set its time.
 pub const LATENCY_BOUND_BELOW_PCT: f64 = 60.0;
-
-/// The Nsight Compute metric behind a name: gates.yaml's `profile.metrics` first, then the
-/// built-ins.
-pub fn metric_name<'a>(name: &str, settings: &'a ProfileSettings) -> Option<&'a str> {
-    if let Some(metric) = settings.metrics.get(name) {
-        return Some(metric.as_str());
-    }
-    DEFAULT_METRICS
-        .iter()
-        .find(|(alias, _)| *alias == name)
-        .map(|(_, metric)| *metric)
-}
-
-/// Every metric name in effect, built-ins first.
-pub fn metric_names(settings: &ProfileSettings) -> Vec<String> {
-    let mut names: Vec<String> = DEFAULT_METRICS.iter().map(|(n, _)| n.to_string()).collect();
-    for name in settings.metrics.keys() {
-        if !names.contains(name) {
-            names.push(name.clone());
-        }
-    }
-    names
-}
-
-/// Static resources of one compiled entry point, as the CUDA runner reports them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Resources {
-    pub entry: String,
-    pub registers: u32,
-    /// Spill stores + loads in bytes per thread, from ptxas; `None` when its report was not
-    /// available.
-    pub spill_bytes: Option<u64>,
-    /// Local memory per thread (stack frame, spills, local arrays).
-    pub local_bytes: u64,
-    pub static_shared_bytes: u64,
-    pub dynamic_shared_bytes: u64,
-    pub threads_per_block: u32,
-    pub blocks_per_sm: u32,
-    /// Theoretical occupancy: resident warps over the SM's warp slots, %.
-    pub occupancy_pct: f64,
-    /// Tensor-core instructions in the SASS by opcode (`HMMA`, `HGMMA`, `QGMMA`, ...); `None`
-    /// when no disassembler was found.
-    pub tensor_instructions: Option<IndexMap<String, u64>>,
-}
 
 /// One metric value, in the unit Nsight Compute printed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

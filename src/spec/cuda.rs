@@ -9,8 +9,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use super::dtype::DType;
-use super::expr::Expr;
-use crate::config::Params;
+use crate::shape::{is_identifier, Expr, Params};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -25,7 +24,7 @@ pub struct CudaSpec {
     #[serde(deserialize_with = "crate::unique::keys")]
     #[schemars(extend(
         "minProperties" = 1,
-        "propertyNames" = {"pattern": crate::config::IDENTIFIER_PATTERN}
+        "propertyNames" = {"pattern": crate::shape::IDENTIFIER_PATTERN}
     ))]
     pub tensors: IndexMap<String, TensorSpec>,
     /// The launches that make up one run of the kernel, in order.
@@ -273,54 +272,43 @@ const MAX_NUMEL: i64 = 1 << 34;
 /// Most auxiliary streams a kernel may use.
 const MAX_STREAM: u32 = 8;
 
-/// Checks that do not depend on the shape; each problem is `(key, message)`, the key relative
-/// to the `cuda` block.
-pub fn check(spec: &CudaSpec) -> Vec<(String, String)> {
-    let mut problems = Vec::new();
-    for (key, source) in
-        std::iter::once(("source".to_string(), Some(&spec.source))).chain(std::iter::once((
-            "reference.source".to_string(),
-            spec.reference.source.as_ref(),
-        )))
-    {
-        if let Some(source) = source {
-            if let Err(why) = check_source_path(source) {
-                problems.push((key, why));
+impl CudaSpec {
+    /// Every problem as (key relative to the block, message): its own checks first, then every
+    /// expression evaluated for every shape the kernel `runs_on`, so a typo fails at load time
+    /// rather than on the GPU.
+    pub fn problems(&self, runs_on: &[(&str, &Params)]) -> Vec<(String, String)> {
+        let problems = check(self);
+        if !problems.is_empty() {
+            return problems;
+        }
+        let mut seen = HashSet::new();
+        let mut problems = Vec::new();
+        for (shape, params) in runs_on {
+            if let Err(found) = resolve(self, params) {
+                for (key, message) in found {
+                    if seen.insert((key.clone(), message.clone())) {
+                        problems.push((key, format!("{message} (shape {shape})")));
+                    }
+                }
             }
         }
+        problems
     }
-    if spec.tensors.is_empty() {
-        problems.push(("tensors".into(), "must declare at least one tensor".into()));
-    }
-    if !spec.tensors.values().any(|t| t.output) {
-        problems.push((
-            "tensors".into(),
-            "must have at least one tensor with `output: true`: there is nothing to check".into(),
-        ));
-    }
-    for (name, tensor) in &spec.tensors {
-        if !is_identifier(name) {
-            problems.push((
-                format!("tensors.{name}"),
-                "tensor names are identifiers".into(),
-            ));
-        }
-        if tensor.output && tensor.scratch {
-            problems.push((
-                format!("tensors.{name}"),
-                "a tensor is an output or scratch, not both".into(),
-            ));
-        }
-        if tensor.shape.is_empty() {
-            problems.push((
-                format!("tensors.{name}.shape"),
-                "must have at least one dimension".into(),
-            ));
-        }
-        if let Some(Err(why)) = tensor.init.map(InitSpec::to_init) {
-            problems.push((format!("tensors.{name}.init"), why));
+}
+
+/// Checks that do not depend on the shape; each problem is `(key, message)`, the key relative
+/// to the `cuda` block.
+fn check(spec: &CudaSpec) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    for (key, source) in [
+        ("source", Some(&spec.source)),
+        ("reference.source", spec.reference.source.as_ref()),
+    ] {
+        if let Some(Err(why)) = source.map(|source| check_source_path(source)) {
+            problems.push((key.to_string(), why));
         }
     }
+    problems.extend(tensors_problems(&spec.tensors));
     for (group, launches) in [
         ("launches", &spec.launches),
         ("reference.launches", &spec.reference.launches),
@@ -329,37 +317,12 @@ pub fn check(spec: &CudaSpec) -> Vec<(String, String)> {
             problems.push((group.to_string(), "must list at least one launch".into()));
         }
         for (index, launch) in launches.iter().enumerate() {
-            let at = |key: &str| format!("{group}[{index}].{key}");
-            if !is_identifier(&launch.entry.replace(['{', '}'], "")) {
-                problems.push((
-                    at("entry"),
-                    format!("{:?} is not a C identifier", launch.entry),
-                ));
-            }
-            for (key, dims) in [("grid", &launch.grid), ("block", &launch.block)] {
-                if dims.is_empty() || dims.len() > 3 {
-                    problems.push((at(key), "must have 1 to 3 dimensions".into()));
-                }
-            }
-            if launch.stream > MAX_STREAM {
-                problems.push((at("stream"), format!("must be at most {MAX_STREAM}")));
-            }
-            if group == "reference.launches" && launch.stream != 0 {
-                problems.push((at("stream"), "the reference runs on stream 0".into()));
-            }
-            for (arg_index, arg) in launch.args.iter().enumerate() {
-                match arg {
-                    ArgSpec::Tensor(name) if !spec.tensors.contains_key(name) => problems.push((
-                        at(&format!("args[{arg_index}]")),
-                        format!("unknown tensor {name:?} (scalars are written {{i32: expr}}, {{f32: expr}}, ...)"),
-                    )),
-                    ArgSpec::Scalar(scalar) if scalar.typed().is_none() => problems.push((
-                        at(&format!("args[{arg_index}]")),
-                        "a scalar names exactly one type: {i32: expr}, {i64: ..}, {u32: ..}, {u64: ..}, {f32: ..} or {f64: ..}".into(),
-                    )),
-                    _ => {}
-                }
-            }
+            let found = launch.problems(&spec.tensors, group == "reference.launches");
+            problems.extend(
+                found
+                    .into_iter()
+                    .map(|(key, message)| (format!("{group}[{index}].{key}"), message)),
+            );
         }
     }
     let tolerance = spec.tolerance;
@@ -388,6 +351,88 @@ pub fn check(spec: &CudaSpec) -> Vec<(String, String)> {
         ));
     }
     problems
+}
+
+/// The `tensors` map: at least one output, identifier names, a shape and a usable `init` each.
+fn tensors_problems(tensors: &IndexMap<String, TensorSpec>) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    if tensors.is_empty() {
+        problems.push(("tensors".into(), "must declare at least one tensor".into()));
+    }
+    if !tensors.values().any(|t| t.output) {
+        problems.push((
+            "tensors".into(),
+            "must have at least one tensor with `output: true`: there is nothing to check".into(),
+        ));
+    }
+    for (name, tensor) in tensors {
+        if !is_identifier(name) {
+            problems.push((
+                format!("tensors.{name}"),
+                "tensor names are identifiers".into(),
+            ));
+        }
+        if tensor.output && tensor.scratch {
+            problems.push((
+                format!("tensors.{name}"),
+                "a tensor is an output or scratch, not both".into(),
+            ));
+        }
+        if tensor.shape.is_empty() {
+            problems.push((
+                format!("tensors.{name}.shape"),
+                "must have at least one dimension".into(),
+            ));
+        }
+        if let Some(Err(why)) = tensor.init.map(InitSpec::to_init) {
+            problems.push((format!("tensors.{name}.init"), why));
+        }
+    }
+    problems
+}
+
+impl LaunchSpec {
+    /// Problems as (key relative to the launch, message); a `reference` launch must run on
+    /// stream 0.
+    fn problems(
+        &self,
+        tensors: &IndexMap<String, TensorSpec>,
+        reference: bool,
+    ) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        if !is_identifier(&self.entry.replace(['{', '}'], "")) {
+            problems.push((
+                "entry".into(),
+                format!("{:?} is not a C identifier", self.entry),
+            ));
+        }
+        for (key, dims) in [("grid", &self.grid), ("block", &self.block)] {
+            if dims.is_empty() || dims.len() > 3 {
+                problems.push((key.into(), "must have 1 to 3 dimensions".into()));
+            }
+        }
+        if self.stream > MAX_STREAM {
+            problems.push(("stream".into(), format!("must be at most {MAX_STREAM}")));
+        }
+        if reference && self.stream != 0 {
+            problems.push(("stream".into(), "the reference runs on stream 0".into()));
+        }
+        for (index, arg) in self.args.iter().enumerate() {
+            let key = format!("args[{index}]");
+            match arg {
+                ArgSpec::Tensor(name) if !tensors.contains_key(name) => problems.push((
+                    key,
+                    format!("unknown tensor {name:?} (scalars are written {{i32: expr}}, {{f32: expr}}, ...)"),
+                )),
+                ArgSpec::Scalar(scalar) if scalar.typed().is_none() => problems.push((
+                    key,
+                    "a scalar names exactly one type: {i32: expr}, {i64: ..}, {u32: ..}, {u64: ..}, {f32: ..} or {f64: ..}".into(),
+                )),
+                _ => {}
+            }
+        }
+        problems
+    }
 }
 
 /// Evaluates every expression for one shape. Assumes [`check`] found nothing.
@@ -609,12 +654,6 @@ fn check_source_path(source: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn is_identifier(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
 /// Streams a resolved kernel uses, stream 0 included.
 pub fn stream_count(launches: &[ResolvedLaunch]) -> usize {
     let used: HashSet<usize> = launches.iter().map(|l| l.stream).collect();
@@ -624,7 +663,7 @@ pub fn stream_count(launches: &[ResolvedLaunch]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ParamValue;
+    use crate::shape::ParamValue;
 
     #[test]
     fn entries_take_shape_parameters() {

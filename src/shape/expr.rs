@@ -8,7 +8,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ParamValue, Params};
+use super::{ParamValue, Params};
 
 /// An expression as written in gates.yaml: a number or a string of arithmetic.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
