@@ -272,8 +272,8 @@ fn table_row(result: &ShapeResult) -> String {
     format!(
         "| {} | {} | {} | {} | {} | {} |\n",
         code(&result.shape),
-        format_mean(result.baseline_mean_us, result.baseline_stddev_us),
-        format_mean(result.candidate_mean_us, result.candidate_stddev_us),
+        format_mean(&result.sides.baseline),
+        format_mean(&result.sides.candidate),
         format_delta(result),
         format_p(result),
         verdict_cell(result),
@@ -313,7 +313,7 @@ fn kernel_table(run: &RunRecord, kernel: &KernelResult) -> String {
 fn delta_chart(out: &mut String, run: &RunRecord, kernel: &KernelResult) {
     let bars: Vec<(&str, f64)> = run
         .results_of(&kernel.name)
-        .filter_map(|r| Some((r.shape.as_str(), (r.ratio? - 1.0) * 100.0)))
+        .filter_map(|r| Some((r.shape.as_str(), (r.test?.ratio - 1.0) * 100.0)))
         .collect();
     if bars.len() < 2 {
         return;

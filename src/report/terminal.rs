@@ -34,8 +34,8 @@ impl Exporter for Terminal {
             table.add_row([
                 cell(&result.kernel),
                 cell(&result.shape),
-                format_mean(result.baseline_mean_us, result.baseline_stddev_us),
-                format_mean(result.candidate_mean_us, result.candidate_stddev_us),
+                format_mean(&result.sides.baseline),
+                format_mean(&result.sides.candidate),
                 format_delta(result),
                 format_p(result),
                 result.verdict.to_string(),
@@ -155,7 +155,7 @@ fn peer_table(run: &RunRecord) -> Table {
                 cell(&peer.kernel),
                 format_us(peer.median_us),
                 result
-                    .candidate_median_us
+                    .candidate_median_of_all()
                     .map_or("—".to_string(), format_us),
                 format!("{:.2}×", peer.speedup),
                 cell(&peer.rating),
