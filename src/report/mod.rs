@@ -10,7 +10,7 @@ mod terminal;
 pub use json::Json;
 pub use junit::JUnit;
 pub use markdown::{Markdown, MARKDOWN_BUDGET};
-pub use profile::{profile_markdown, profile_table};
+pub use profile::{profile_markdown, profile_table, ProfileRow};
 pub use terminal::Terminal;
 
 use std::borrow::Cow;
@@ -90,15 +90,6 @@ pub(crate) fn describe_errors(result: &ShapeResult) -> Option<String> {
     .filter_map(|(name, value)| value.map(|v| format!("{name} {}", format_error(v))))
     .collect();
     (!parts.is_empty()).then(|| parts.join(", "))
-}
-
-/// The first 12 characters of a commit id. A record is a file anyone can edit, so the id may
-/// hold any text: it is cut at a character, never inside one.
-pub(crate) fn short_commit(commit: &str) -> &str {
-    match commit.char_indices().nth(12) {
-        Some((end, _)) => &commit[..end],
-        None => commit,
-    }
 }
 
 /// Text from a harness (or a record) made safe to show: every character that could drive a
@@ -380,14 +371,6 @@ pub(crate) mod fixture {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn short_commit_cuts_at_a_character() {
-        assert_eq!(short_commit("0123456789abcdef"), "0123456789ab");
-        assert_eq!(short_commit("aéééééééééééééé"), "aééééééééééé");
-        assert_eq!(short_commit("€"), "€");
-        assert_eq!(short_commit(""), "");
-    }
 
     #[test]
     fn neutralise_escapes_what_could_drive_a_terminal() {

@@ -9,7 +9,7 @@ use comfy_table::{CellAlignment, ContentArrangement, Table};
 
 use super::{
     describe_errors, describe_gate, format_delta, format_mean, format_p, format_us, neutralise,
-    Exporter,
+    Exporter, ProfileRow,
 };
 use crate::compare::Verdict;
 use crate::record::RunRecord;
@@ -46,15 +46,8 @@ impl Exporter for Terminal {
         if run.results.iter().any(|r| !r.peers.is_empty()) {
             out.push_str(&format!("{}\n", peer_table(run)));
         }
-        if run.results.iter().any(|r| r.profile.is_some()) {
-            let rows = run.results.iter().filter(|r| r.profile.is_some()).map(|r| {
-                (
-                    r.kernel.as_str(),
-                    r.shape.as_str(),
-                    r.profile.as_ref(),
-                    None,
-                )
-            });
+        let rows = ProfileRow::of_results(run.results.iter());
+        if !rows.is_empty() {
             out.push_str(&format!("{}\n", super::profile_table(rows)));
             for result in &run.results {
                 for check in result.profile.iter().flat_map(|p| p.failed_checks()) {
