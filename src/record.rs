@@ -500,6 +500,7 @@ impl RunRecord {
 mod tests {
     use super::*;
     use crate::measure::{Failure, Measurement};
+    use crate::stats::Summary;
 
     fn measured(samples: Vec<f64>, correct: Option<bool>) -> Outcome {
         Ok(Measurement {
@@ -579,5 +580,119 @@ mod tests {
         assert_eq!(judged.verdict, Verdict::Regressed);
         assert_eq!(judged.baseline_commit.as_deref(), Some("abc"));
         assert!((judged.test.unwrap().ratio - 1.2).abs() < 1e-9);
+    }
+
+    /// A record of format 1, written by gatekeeper 0.1.0.
+    const FORMAT_1: &str = include_str!("../tests/fixtures/compat/run-v0.1.0.json");
+
+    #[test]
+    fn a_format_1_record_reads_into_sides_with_the_same_values() {
+        let stored: serde_json::Value = serde_json::from_str(FORMAT_1).unwrap();
+        let run: RunRecord = serde_json::from_str(FORMAT_1).unwrap();
+        assert_eq!(run.format, PREVIOUS_FORMAT);
+        let field = |i: usize, key: &str| stored["results"][i][key].clone();
+        let small = &run.results[0];
+        let (baseline, candidate) = (
+            small.sides.baseline.as_ref().unwrap(),
+            small.sides.candidate.as_ref().unwrap(),
+        );
+        let (b, c) = (baseline.kept.unwrap(), candidate.kept.unwrap());
+        let test = small.test.unwrap();
+        for (value, key) in [
+            (test.ratio, "ratio"),
+            (test.ci[0], "ratio_ci"),
+            (test.p_value, "p_value"),
+            (b.mean_us, "baseline_mean_us"),
+            (c.mean_us, "candidate_mean_us"),
+            (b.stddev_us, "baseline_stddev_us"),
+            (c.stddev_us, "candidate_stddev_us"),
+            (b.median_us, "baseline_median_us"),
+            (c.median_us, "candidate_median_us"),
+            (b.n as f64, "baseline_n"),
+            (c.n as f64, "candidate_n"),
+            (b.dropped as f64, "baseline_dropped"),
+            (c.dropped as f64, "candidate_dropped"),
+        ] {
+            let stored = field(0, key);
+            let stored = stored.get(0).unwrap_or(&stored).as_f64().unwrap();
+            assert_eq!(value, stored, "{key}");
+        }
+        assert_eq!(test.ci[1], field(0, "ratio_ci")[1].as_f64().unwrap());
+        let samples = |key: &str| -> Vec<f64> { serde_json::from_value(field(0, key)).unwrap() };
+        assert_eq!(baseline.samples_us, samples("baseline_samples_us"));
+        assert_eq!(candidate.samples_us, samples("candidate_samples_us"));
+        // An error has neither side nor a test.
+        let error = &run.results[2];
+        assert_eq!(error.verdict, Verdict::Error);
+        assert_eq!((&error.sides, error.test), (&Sides::default(), None));
+        // Written again, every result has the very fields it was read from.
+        for (i, result) in run.results.iter().enumerate() {
+            assert_eq!(
+                serde_json::to_value(result).unwrap(),
+                stored["results"][i],
+                "{}",
+                result.shape
+            );
+        }
+    }
+
+    #[test]
+    fn upgrading_a_format_1_record_compares_peers_by_every_sample_and_keeps_verdicts() {
+        let mut run: RunRecord = serde_json::from_str(FORMAT_1).unwrap();
+        let verdicts =
+            |run: &RunRecord| -> Vec<Verdict> { run.results.iter().map(|r| r.verdict).collect() };
+        let before = verdicts(&run);
+        // A peer timed on the same shapes, 1.5x slower on every sample.
+        let peers: Vec<ShapeResult> = run
+            .results
+            .iter()
+            .map(|r| {
+                let mut peer = r.clone();
+                peer.kernel = "peer".into();
+                if let Some(side) = &mut peer.sides.candidate {
+                    side.samples_us.iter_mut().for_each(|s| *s *= 1.5);
+                }
+                peer
+            })
+            .collect();
+        run.results.extend(peers);
+        run.peers.insert("attn".into(), vec!["peer".into()]);
+        run.upgrade();
+        assert_eq!(run.format, FORMAT);
+        assert_eq!(verdicts(&run)[..3], before[..]);
+        let small = &run.results[0];
+        let median = small.candidate_median_of_all().unwrap();
+        assert_eq!(small.peers.len(), 1);
+        assert!((small.peers[0].median_us - 1.5 * median).abs() < 1e-9);
+        assert!((small.peers[0].speedup - 1.5).abs() < 1e-12);
+        // Shapes with no samples (the error) have no speedup.
+        assert!(run.results[2].peers.is_empty());
+    }
+
+    #[test]
+    fn a_peers_median_does_not_depend_on_its_baseline() {
+        let gate = GateSettings::default();
+        // A tail the fences trim: the summaries differ with and without a baseline.
+        let mut samples: Vec<f64> = (0..20).map(|i| 10.0 + (i % 5) as f64 * 0.1).collect();
+        samples.extend([30.0, 31.0, 32.0]);
+        let base: Vec<f64> = (0..20).map(|i| 30.0 + (i % 5) as f64 * 0.1).collect();
+        let found = |_: Option<&str>| BaselineLookup::Found {
+            samples_us: &base,
+            commit: None,
+        };
+        let missing = |_: Option<&str>| BaselineLookup::Missing(String::new());
+        let outcome = measured(samples.clone(), None);
+        let with = ShapeResult::judge("k", "s", &outcome, found, &gate);
+        let without = ShapeResult::judge("k", "s", &outcome, missing, &gate);
+        let kept = |r: &ShapeResult| r.sides.candidate.as_ref().unwrap().kept.unwrap();
+        assert_ne!(kept(&with).n, kept(&without).n);
+        assert_eq!(
+            with.candidate_median_of_all(),
+            without.candidate_median_of_all()
+        );
+        assert_eq!(
+            with.candidate_median_of_all(),
+            Some(Summary::of(&samples).median)
+        );
     }
 }
