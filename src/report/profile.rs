@@ -118,13 +118,8 @@ pub fn profile_table<'a>(rows: impl IntoIterator<Item = ProfileRow<'a>>) -> Tabl
         "tensor pipe % · occupancy % (theor. / achieved)",
         "tensor-core SASS · limits",
     ]);
-    for ProfileRow {
-        kernel,
-        shape,
-        profile,
-        error,
-    } in rows
-    {
+    for row in rows {
+        let (kernel, shape, profile, error) = (row.kernel, row.shape, row.profile, row.error);
         let Some(profile) = profile else {
             table.add_row([
                 kernel.to_string(),
@@ -161,13 +156,8 @@ pub fn profile_markdown<'a>(rows: impl IntoIterator<Item = ProfileRow<'a>>) -> S
     let _ = writeln!(out, "| Shape | Class | × floor | Registers / spills | Tensor pipe % | Occupancy % (theor. / achieved) | Tensor-core SASS | Limits |");
     let _ = writeln!(out, "|---|---|--:|--:|--:|--:|---|---|");
     let mut notes = Vec::new();
-    for ProfileRow {
-        kernel,
-        shape,
-        profile,
-        error,
-    } in rows
-    {
+    for row in rows {
+        let (kernel, shape, profile, error) = (row.kernel, row.shape, row.profile, row.error);
         let label = format!("`{}/{}`", escape_inline(kernel), escape_inline(shape));
         let Some(profile) = profile else {
             let _ = writeln!(
