@@ -146,7 +146,7 @@ impl Source {
             Source::WorkTree { .. } => "the working tree".to_string(),
             Source::Git { resolved, .. } => {
                 let id = resolved.commit.to_string();
-                format!("{} ({})", resolved.matched, &id[..id.len().min(12)])
+                format!("{} ({})", resolved.matched, crate::git::short_commit(&id))
             }
         }
     }

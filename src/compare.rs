@@ -8,10 +8,12 @@ use crate::config::GateSettings;
 use crate::stats::{self, Summary};
 
 /// What happened to one kernel × shape.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
-    /// Neither a significant threshold-sized slowdown nor speed-up.
+    /// Neither a significant threshold-sized slowdown nor speed-up. The default, which a
+    /// result keeps until something about it says otherwise.
+    #[default]
     Unchanged,
     /// Significantly faster by more than the threshold.
     Improved,
@@ -52,26 +54,110 @@ impl fmt::Display for Verdict {
     }
 }
 
-/// The timing comparison of one shape against its baseline.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Comparison {
-    pub verdict: Verdict,
+/// One side of a comparison (the baseline's samples or the candidate's): every sample as it was
+/// measured or stored, and what the test made of them.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Side {
+    /// Every sample, in the order measured.
+    pub samples_us: Vec<f64>,
+    /// The samples kept by the outlier filter, summarised. `None` where this side was not
+    /// summarised: an incorrect result, or a baseline the test could not use.
+    pub kept: Option<Kept>,
+}
+
+/// What one side kept after outlier filtering.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Kept {
+    pub mean_us: f64,
+    /// Sample standard deviation (n - 1 denominator).
+    pub stddev_us: f64,
+    pub median_us: f64,
+    /// Samples kept, which the test used.
+    pub n: usize,
+    /// Samples dropped as outliers.
+    pub dropped: usize,
+}
+
+impl Side {
+    /// Samples that were not summarised; `None` when there are none, so an empty side and a
+    /// missing one are the same value.
+    pub fn unsummarised(samples_us: &[f64]) -> Option<Side> {
+        (!samples_us.is_empty()).then(|| Side {
+            samples_us: samples_us.to_vec(),
+            kept: None,
+        })
+    }
+
+    /// The one place a side is summarised: the samples inside `fences`, dropping at most
+    /// [`MAX_DROPPED_SHARE`] of them, farthest first. Also returns how many lay outside the
+    /// fences, which is more than were dropped when the cap was reached.
+    pub fn filtered(samples_us: &[f64], fences: Option<(f64, f64)>) -> (Side, usize) {
+        let (filtered, outside) = stats::filter_capped(samples_us, fences, MAX_DROPPED_SHARE);
+        let summary = Summary::of(&filtered.kept);
+        let side = Side {
+            samples_us: samples_us.to_vec(),
+            kept: Some(Kept {
+                mean_us: summary.mean,
+                stddev_us: summary.stddev,
+                median_us: summary.median,
+                n: summary.n,
+                dropped: filtered.dropped,
+            }),
+        };
+        (side, outside)
+    }
+
+    /// A side with nothing to be compared against, filtered with fences of its own samples.
+    pub fn alone(samples_us: &[f64], gate: &GateSettings) -> Side {
+        Side::filtered(
+            samples_us,
+            stats::tukey_fences(samples_us, gate.outlier_fence),
+        )
+        .0
+    }
+
+    /// The median of every sample, outliers included: what peers are compared by, so a
+    /// kernel's speedup over a peer does not depend on either one's baseline.
+    pub fn median_of_all(&self) -> Option<f64> {
+        (!self.samples_us.is_empty()).then(|| Summary::of(&self.samples_us).median)
+    }
+
+    fn summary(&self) -> Option<Summary> {
+        self.kept.map(|kept| Summary {
+            n: kept.n,
+            mean: kept.mean_us,
+            stddev: kept.stddev_us,
+            median: kept.median_us,
+        })
+    }
+
+    fn dropped(&self) -> usize {
+        self.kept.map_or(0, |kept| kept.dropped)
+    }
+}
+
+/// Welch's test of the candidate against the baseline, as the reports show it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Test {
     /// candidate mean / baseline mean, after outlier filtering.
     pub ratio: f64,
-    pub ci_low: f64,
-    pub ci_high: f64,
+    /// The (1 - 2α) confidence interval for the ratio.
+    pub ci: [f64; 2],
     /// One-sided p-value in the direction of the observed change: P(slower) when the ratio is
     /// above 1, P(faster) otherwise.
     pub p_value: f64,
-    pub df: f64,
-    pub baseline: Summary,
-    pub candidate: Summary,
-    pub baseline_dropped: usize,
-    pub candidate_dropped: usize,
+}
+
+/// The timing comparison of one shape against its baseline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Comparison {
+    pub verdict: Verdict,
+    pub test: Test,
+    pub baseline: Side,
+    pub candidate: Side,
     /// Set when a side lost more than [`NOTED_SHARE`] of its samples to the outlier fences, or
     /// would have lost more than [`MAX_DROPPED_SHARE`] (and lost only that): how many, for the
     /// reports.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outlier_note: Option<String>,
 }
 
@@ -92,47 +178,40 @@ pub const NOTED_SHARE: f64 = 0.1;
 /// inconclusive.
 pub fn compare(baseline: &[f64], candidate: &[f64], gate: &GateSettings) -> Option<Comparison> {
     let fences = stats::balanced_fences(&[baseline, candidate], gate.outlier_fence);
-    let (baseline_kept, baseline_outside) =
-        stats::filter_capped(baseline, fences, MAX_DROPPED_SHARE);
-    let (candidate_kept, candidate_outside) =
-        stats::filter_capped(candidate, fences, MAX_DROPPED_SHARE);
-    let note = |side: &str, kept: &stats::Filtered, outside: usize, total: usize| {
+    let (baseline, baseline_outside) = Side::filtered(baseline, fences);
+    let (candidate, candidate_outside) = Side::filtered(candidate, fences);
+    let note = |name: &str, side: &Side, outside: usize| {
+        let total = side.samples_us.len();
         let share = |n: usize| n as f64 / total as f64 * 100.0;
-        if outside > kept.dropped {
+        if outside > side.dropped() {
             Some(format!(
-                "{outside} of the {side}'s {total} samples ({:.0} %) lie outside the outlier fences: \
+                "{outside} of the {name}'s {total} samples ({:.0} %) lie outside the outlier fences: \
                  more than a heavy tail explains, so only the {} farthest were dropped",
                 share(outside),
-                kept.dropped
+                side.dropped()
             ))
-        } else if kept.dropped as f64 > NOTED_SHARE * total as f64 {
+        } else if side.dropped() as f64 > NOTED_SHARE * total as f64 {
             Some(format!(
-                "{} of the {side}'s {total} samples ({:.0} %) were dropped as outliers",
-                kept.dropped,
-                share(kept.dropped)
+                "{} of the {name}'s {total} samples ({:.0} %) were dropped as outliers",
+                side.dropped(),
+                share(side.dropped())
             ))
         } else {
             None
         }
     };
     let notes: Vec<String> = [
-        note("baseline", &baseline_kept, baseline_outside, baseline.len()),
-        note(
-            "candidate",
-            &candidate_kept,
-            candidate_outside,
-            candidate.len(),
-        ),
+        note("baseline", &baseline, baseline_outside),
+        note("candidate", &candidate, candidate_outside),
     ]
     .into_iter()
     .flatten()
     .collect();
     let outlier_note = (!notes.is_empty()).then(|| notes.join("; "));
-    if baseline_kept.kept.len() < 2 || candidate_kept.kept.len() < 2 {
+    let (baseline_summary, candidate_summary) = (baseline.summary()?, candidate.summary()?);
+    if baseline_summary.n < 2 || candidate_summary.n < 2 {
         return None;
     }
-    let baseline_summary = Summary::of(&baseline_kept.kept);
-    let candidate_summary = Summary::of(&candidate_kept.kept);
     let test = stats::welch(&baseline_summary, &candidate_summary, gate.alpha);
     let threshold = gate.regression_threshold;
     let verdict = if test.ratio > 1.0 + threshold && test.p_slower < gate.alpha {
@@ -147,19 +226,17 @@ pub fn compare(baseline: &[f64], candidate: &[f64], gate: &GateSettings) -> Opti
     };
     Some(Comparison {
         verdict,
-        ratio: test.ratio,
-        ci_low: test.ci_low,
-        ci_high: test.ci_high,
-        p_value: if test.ratio > 1.0 {
-            test.p_slower
-        } else {
-            test.p_faster
+        test: Test {
+            ratio: test.ratio,
+            ci: [test.ci_low, test.ci_high],
+            p_value: if test.ratio > 1.0 {
+                test.p_slower
+            } else {
+                test.p_faster
+            },
         },
-        df: test.df,
-        baseline: baseline_summary,
-        candidate: candidate_summary,
-        baseline_dropped: baseline_kept.dropped,
-        candidate_dropped: candidate_kept.dropped,
+        baseline,
+        candidate,
         outlier_note,
     })
 }
@@ -264,7 +341,7 @@ mod tests {
         let cand: Vec<f64> = (0..5).map(|i| [70.0, 150.0][i % 2]).collect();
         let comparison = compare(&base, &cand, &gate).unwrap();
         assert_eq!(comparison.verdict, Verdict::Inconclusive);
-        assert!(comparison.ci_low < 1.0 && comparison.ci_high > 1.1);
+        assert!(comparison.test.ci[0] < 1.0 && comparison.test.ci[1] > 1.1);
     }
 
     #[test]
@@ -274,7 +351,7 @@ mod tests {
         let cand: Vec<f64> = (0..8).map(|i| 108.0 + [-6.0, 6.0][i % 2]).collect();
         let comparison = compare(&base, &cand, &gate).unwrap();
         assert!(
-            comparison.ci_low > 1.0 && comparison.ci_high > 1.1,
+            comparison.test.ci[0] > 1.0 && comparison.test.ci[1] > 1.1,
             "{comparison:?}"
         );
         assert_eq!(comparison.verdict, Verdict::Inconclusive);
@@ -292,8 +369,11 @@ mod tests {
                 .collect()
         };
         let comparison = compare(&mode(12), &mode(13), &gate).unwrap();
-        assert_eq!(comparison.baseline_dropped, comparison.candidate_dropped);
-        assert!((comparison.ratio - 1.0).abs() < 0.05, "{comparison:?}");
+        assert_eq!(
+            comparison.baseline.dropped(),
+            comparison.candidate.dropped()
+        );
+        assert!((comparison.test.ratio - 1.0).abs() < 0.05, "{comparison:?}");
         assert_ne!(comparison.verdict, Verdict::Regressed);
     }
 
@@ -304,8 +384,8 @@ mod tests {
         let mut cand = noisy(100.0, 48, 1);
         cand.extend([300.0, 250.0]);
         let comparison = compare(&base, &cand, &gate).unwrap();
-        assert_eq!(comparison.candidate_dropped, 2);
-        assert_eq!(comparison.candidate.n, 48);
+        assert_eq!(comparison.candidate.dropped(), 2);
+        assert_eq!(comparison.candidate.kept.map(|k| k.n), Some(48));
         assert_eq!(comparison.verdict, Verdict::Unchanged);
     }
 
@@ -327,7 +407,10 @@ mod tests {
                 "{n_base}/{n_cand}: {comparison:?}"
             );
             assert_eq!(
-                (comparison.baseline_dropped, comparison.candidate_dropped),
+                (
+                    comparison.baseline.dropped(),
+                    comparison.candidate.dropped()
+                ),
                 (0, 0)
             );
             let faster = compare(&ramp(200.0, n_base), &ramp(100.0, n_cand), &gate).unwrap();
@@ -368,8 +451,8 @@ mod tests {
         cand.extend([1000.0; 15]);
         let comparison = compare(&base, &cand, &gate).unwrap();
         assert_eq!(comparison.verdict, Verdict::Regressed, "{comparison:?}");
-        assert_eq!(comparison.candidate_dropped, 12);
-        assert_eq!(comparison.baseline_dropped, 0);
+        assert_eq!(comparison.candidate.dropped(), 12);
+        assert_eq!(comparison.baseline.dropped(), 0);
         let why = comparison.outlier_note.unwrap();
         assert!(
             why.contains("15 of the candidate's 50 samples (30 %)")
@@ -380,7 +463,7 @@ mod tests {
         let mut tail = ramp(100.0, 45);
         tail.extend([1000.0; 5]);
         let trimmed = compare(&base, &tail, &gate).unwrap();
-        assert_eq!(trimmed.candidate_dropped, 5);
+        assert_eq!(trimmed.candidate.dropped(), 5);
         assert_eq!(
             trimmed.outlier_note.as_deref(),
             None,
@@ -391,7 +474,7 @@ mod tests {
         let mut fifth = ramp(100.0, 40);
         fifth.extend([150.0; 10]);
         let noted = compare(&base, &fifth, &gate).unwrap();
-        assert_eq!(noted.candidate_dropped, 10);
+        assert_eq!(noted.candidate.dropped(), 10);
         assert_eq!(
             noted.outlier_note.as_deref(),
             Some("10 of the candidate's 50 samples (20 %) were dropped as outliers")

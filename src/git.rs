@@ -5,6 +5,15 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
+/// The first 12 characters of a commit id, as reports and file names show it. A record is a file
+/// anyone can edit, so the id may hold any text: it is cut at a character, never inside one.
+pub fn short_commit(commit: &str) -> &str {
+    match commit.char_indices().nth(12) {
+        Some((end, _)) => &commit[..end],
+        None => commit,
+    }
+}
+
 pub struct Repo {
     inner: git2::Repository,
     workdir: PathBuf,
@@ -230,4 +239,17 @@ impl Repo {
 
 fn canonical(path: &Path) -> Result<PathBuf> {
     path.canonicalize().map_err(|err| Error::io(path, err))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_commit_cuts_at_a_character() {
+        assert_eq!(short_commit("0123456789abcdef"), "0123456789ab");
+        assert_eq!(short_commit("aéééééééééééééé"), "aééééééééééé");
+        assert_eq!(short_commit("€"), "€");
+        assert_eq!(short_commit(""), "");
+    }
 }

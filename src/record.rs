@@ -3,13 +3,20 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::compare::{self, Comparison, KernelDecision, Verdict};
+use crate::compare::{self, KernelDecision, Verdict};
+pub use crate::compare::{Kept, Side, Test};
 use crate::config::{GateSettings, TimingSettings};
 use crate::measure::Outcome;
-use crate::stats::{self, Summary};
 
-/// Version of the run record layout.
-pub const FORMAT: u32 = 1;
+mod flat;
+
+/// Version of the run record layout. Format 2 has the fields of format 1; only the peers'
+/// `median_us` changed meaning, to the median of every sample (format 1 took it after outlier
+/// filtering, which depended on whether the shape had a baseline). Both are read.
+pub const FORMAT: u32 = 2;
+
+/// The earlier format this version still reads (see [`RunRecord::upgrade`]).
+pub const PREVIOUS_FORMAT: u32 = 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -85,7 +92,7 @@ pub struct KernelResult {
 
 /// One kernel × shape. Statistics are `null` where they do not apply (an error has no samples;
 /// a shape without a baseline has no ratio).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ShapeResult {
     pub kernel: String,
     pub shape: String,
@@ -94,24 +101,13 @@ pub struct ShapeResult {
     pub job: usize,
     pub verdict: Verdict,
     pub device: Option<String>,
-    /// candidate mean / baseline mean, after outlier filtering.
-    pub ratio: Option<f64>,
-    /// The (1 - 2α) confidence interval for the ratio.
-    pub ratio_ci: Option<[f64; 2]>,
-    /// One-sided Welch p-value in the direction of the change.
-    pub p_value: Option<f64>,
-    pub baseline_mean_us: Option<f64>,
-    pub candidate_mean_us: Option<f64>,
-    pub baseline_stddev_us: Option<f64>,
-    pub candidate_stddev_us: Option<f64>,
-    pub baseline_median_us: Option<f64>,
-    pub candidate_median_us: Option<f64>,
-    /// Samples the test used, after outlier filtering.
-    pub baseline_n: Option<usize>,
-    pub candidate_n: Option<usize>,
-    /// Samples dropped as outliers.
-    pub baseline_dropped: Option<usize>,
-    pub candidate_dropped: Option<usize>,
+    /// The test of the candidate against the baseline, where there was one. Stored as the flat
+    /// fields `ratio`, `ratio_ci` and `p_value`.
+    #[serde(flatten, with = "flat::test")]
+    pub test: Option<Test>,
+    /// The baseline's and the candidate's samples and summaries.
+    #[serde(flatten)]
+    pub sides: Sides,
     /// Samples asked of the harness (`timing.samples`) and samples it returned, which a harness
     /// may make fewer; absent where nothing was timed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -137,8 +133,16 @@ pub struct ShapeResult {
     /// Gate 4: static resources, profiled metrics, class and limits checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<crate::profile::ShapeProfile>,
-    pub baseline_samples_us: Vec<f64>,
-    pub candidate_samples_us: Vec<f64>,
+}
+
+/// Both sides of a shape's timing comparison: the baseline (absent when there is none, or for
+/// an error) and the candidate (absent for an error). Stored as the flat fields `baseline_*`
+/// and `candidate_*`: `*_mean_us`, `*_stddev_us`, `*_median_us`, `*_n`, `*_dropped` and
+/// `*_samples_us`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Sides {
+    pub baseline: Option<Side>,
+    pub candidate: Option<Side>,
 }
 
 /// Reads a settings object stored in a record, dropping the keys this version does not know:
@@ -170,43 +174,6 @@ pub enum BaselineLookup<'a> {
 }
 
 impl ShapeResult {
-    fn empty(kernel: &str, shape: &str, verdict: Verdict) -> Self {
-        ShapeResult {
-            kernel: kernel.to_string(),
-            shape: shape.to_string(),
-            job: 0,
-            verdict,
-            device: None,
-            ratio: None,
-            ratio_ci: None,
-            p_value: None,
-            baseline_mean_us: None,
-            candidate_mean_us: None,
-            baseline_stddev_us: None,
-            candidate_stddev_us: None,
-            baseline_median_us: None,
-            candidate_median_us: None,
-            baseline_n: None,
-            candidate_n: None,
-            baseline_dropped: None,
-            candidate_dropped: None,
-            samples_requested: None,
-            samples_returned: None,
-            correct: None,
-            max_abs_err: None,
-            max_rel_err: None,
-            rel_l2_err: None,
-            message: None,
-            stderr_tail: None,
-            baseline_commit: None,
-            details: None,
-            peers: Vec::new(),
-            profile: None,
-            baseline_samples_us: Vec::new(),
-            candidate_samples_us: Vec::new(),
-        }
-    }
-
     /// Judges one measured kernel × shape: correctness first, then timing against the baseline.
     pub fn judge<'b>(
         kernel: &str,
@@ -215,25 +182,30 @@ impl ShapeResult {
         baseline: impl FnOnce(Option<&str>) -> BaselineLookup<'b>,
         gate: &GateSettings,
     ) -> ShapeResult {
+        let mut result = ShapeResult {
+            kernel: kernel.to_string(),
+            shape: shape.to_string(),
+            ..ShapeResult::default()
+        };
         let measurement = match outcome {
             Err(failure) => {
-                let mut result = ShapeResult::empty(kernel, shape, Verdict::Error);
+                result.verdict = Verdict::Error;
                 result.message = Some(failure.message.clone());
                 result.stderr_tail = non_empty(&failure.stderr_tail);
                 return result;
             }
             Ok(measurement) => measurement,
         };
-        let mut result = ShapeResult::empty(kernel, shape, Verdict::Unchanged);
         result.device = measurement.device.clone();
         result.correct = measurement.correct;
         result.max_abs_err = measurement.max_abs_err;
         result.max_rel_err = measurement.max_rel_err;
         result.rel_l2_err = measurement.rel_l2_err;
         result.details = measurement.details.clone();
-        result.candidate_samples_us = measurement.samples_us.clone();
+        let samples = &measurement.samples_us;
         if measurement.correct == Some(false) {
             result.verdict = Verdict::Incorrect;
+            result.sides.candidate = Side::unsummarised(samples);
             result.message = Some(
                 measurement
                     .message
@@ -243,53 +215,53 @@ impl ShapeResult {
             result.stderr_tail = non_empty(&measurement.stderr_tail);
             return result;
         }
-        let fences = stats::tukey_fences(&measurement.samples_us, gate.outlier_fence);
-        let candidate = stats::filter(&measurement.samples_us, fences);
-        result.set_candidate(&Summary::of(&candidate.kept), candidate.dropped);
-
-        let (samples, commit) = match baseline(measurement.device.as_deref()) {
+        let (baseline_samples, commit) = match baseline(measurement.device.as_deref()) {
             BaselineLookup::Missing(why) => {
                 result.verdict = Verdict::NoBaseline;
                 result.message = Some(why);
+                result.sides.candidate = Some(Side::alone(samples, gate));
                 return result;
             }
             BaselineLookup::Found { samples_us, commit } => (samples_us, commit),
         };
-        result.baseline_samples_us = samples.to_vec();
         result.baseline_commit = commit.map(str::to_string);
-        match compare::compare(samples, &measurement.samples_us, gate) {
+        match compare::compare(baseline_samples, samples, gate) {
             Some(comparison) => {
-                result.set_comparison(&comparison);
+                result.verdict = comparison.verdict;
+                result.test = Some(comparison.test);
+                result.sides.baseline = Some(comparison.baseline);
+                result.sides.candidate = Some(comparison.candidate);
                 result.message = comparison.outlier_note;
             }
             None => {
                 result.verdict = Verdict::Inconclusive;
                 result.message = Some("fewer than 2 samples on a side".to_string());
+                result.sides.baseline = Side::unsummarised(baseline_samples);
+                result.sides.candidate = Some(Side::alone(samples, gate));
             }
         }
         result
     }
 
-    fn set_candidate(&mut self, summary: &Summary, dropped: usize) {
-        self.candidate_mean_us = Some(summary.mean);
-        self.candidate_stddev_us = Some(summary.stddev);
-        self.candidate_median_us = Some(summary.median);
-        self.candidate_n = Some(summary.n);
-        self.candidate_dropped = Some(dropped);
+    /// The baseline's samples, none where there is no baseline.
+    pub fn baseline_samples(&self) -> &[f64] {
+        self.sides
+            .baseline
+            .as_ref()
+            .map_or(&[], |side| side.samples_us.as_slice())
     }
 
-    fn set_comparison(&mut self, comparison: &Comparison) {
-        self.verdict = comparison.verdict;
-        self.ratio = Some(comparison.ratio);
-        self.ratio_ci = Some([comparison.ci_low, comparison.ci_high]);
-        self.p_value = Some(comparison.p_value);
-        self.set_candidate(&comparison.candidate, comparison.candidate_dropped);
-        let baseline = &comparison.baseline;
-        self.baseline_mean_us = Some(baseline.mean);
-        self.baseline_stddev_us = Some(baseline.stddev);
-        self.baseline_median_us = Some(baseline.median);
-        self.baseline_n = Some(baseline.n);
-        self.baseline_dropped = Some(comparison.baseline_dropped);
+    /// The candidate's samples, none for an error.
+    pub fn candidate_samples(&self) -> &[f64] {
+        self.sides
+            .candidate
+            .as_ref()
+            .map_or(&[], |side| side.samples_us.as_slice())
+    }
+
+    /// The candidate's median over every sample, which peers are compared by.
+    pub fn candidate_median_of_all(&self) -> Option<f64> {
+        self.sides.candidate.as_ref()?.median_of_all()
     }
 }
 
@@ -322,13 +294,19 @@ pub fn rate_speedup(speedup: f64) -> &'static str {
     }
 }
 
-/// Fills in each result's speedups over its kernel's peers, comparing medians of the samples
-/// measured in this run. Shapes a peer did not time correctly (or at all) are left out.
+/// Fills in each result's speedups over its kernel's peers, comparing the medians of every
+/// sample measured in this run (outliers included, so a speedup does not depend on whether
+/// either shape had a baseline). Shapes a peer did not time correctly (or at all) are left out.
 pub fn attach_peers(results: &mut [ShapeResult], peers_of: impl Fn(&str) -> Vec<String>) {
     let medians: Vec<((String, String), f64)> = results
         .iter()
         .filter(|r| !r.verdict.is_fatal())
-        .filter_map(|r| Some(((r.kernel.clone(), r.shape.clone()), r.candidate_median_us?)))
+        .filter_map(|r| {
+            Some((
+                (r.kernel.clone(), r.shape.clone()),
+                r.candidate_median_of_all()?,
+            ))
+        })
         .collect();
     let median_of = |kernel: &str, shape: &str| {
         medians
@@ -338,7 +316,7 @@ pub fn attach_peers(results: &mut [ShapeResult], peers_of: impl Fn(&str) -> Vec<
     };
     for result in results.iter_mut() {
         let Some(own) = result
-            .candidate_median_us
+            .candidate_median_of_all()
             .filter(|_| !result.verdict.is_fatal())
         else {
             continue;
@@ -429,7 +407,7 @@ impl ShapeResult {
         }
         let incorrect = self.verdict == Verdict::Incorrect;
         Ok(crate::measure::Measurement {
-            samples_us: self.candidate_samples_us.clone(),
+            samples_us: self.candidate_samples().to_vec(),
             correct: if incorrect { Some(false) } else { self.correct },
             max_abs_err: self.max_abs_err,
             max_rel_err: self.max_rel_err,
@@ -470,6 +448,19 @@ impl ShapeResult {
 }
 
 impl RunRecord {
+    /// Brings a record read in [`PREVIOUS_FORMAT`] to [`FORMAT`]. The fields are the same; the
+    /// speedups over peers are computed again from every sample where the record names the
+    /// peers (records made before it did keep theirs as stored). Verdicts do not change.
+    pub fn upgrade(&mut self) {
+        if self.format != PREVIOUS_FORMAT {
+            return;
+        }
+        if !self.peers.is_empty() {
+            self.attach_peers();
+        }
+        self.format = FORMAT;
+    }
+
     /// Recomputes the speedups over peers from the results' medians.
     pub fn attach_peers(&mut self) {
         let peers = self.peers.clone();
@@ -509,6 +500,7 @@ impl RunRecord {
 mod tests {
     use super::*;
     use crate::measure::{Failure, Measurement};
+    use crate::stats::Summary;
 
     fn measured(samples: Vec<f64>, correct: Option<bool>) -> Outcome {
         Ok(Measurement {
@@ -581,12 +573,126 @@ mod tests {
         let none = ShapeResult::judge("k", "s", &measured(base.clone(), None), missing, &gate);
         assert_eq!(none.verdict, Verdict::NoBaseline);
         assert_eq!(none.message.as_deref(), Some("none on Some(\"GPU\")"));
-        assert!(none.candidate_mean_us.is_some() && none.ratio.is_none());
+        assert!(none.sides.candidate.is_some_and(|c| c.kept.is_some()) && none.test.is_none());
 
         let slower: Vec<f64> = base.iter().map(|s| s * 1.2).collect();
         let judged = ShapeResult::judge("k", "s", &measured(slower, Some(true)), found, &gate);
         assert_eq!(judged.verdict, Verdict::Regressed);
         assert_eq!(judged.baseline_commit.as_deref(), Some("abc"));
-        assert!((judged.ratio.unwrap() - 1.2).abs() < 1e-9);
+        assert!((judged.test.unwrap().ratio - 1.2).abs() < 1e-9);
+    }
+
+    /// A record of format 1, written by gatekeeper 0.1.0.
+    const FORMAT_1: &str = include_str!("../tests/fixtures/compat/run-v0.1.0.json");
+
+    #[test]
+    fn a_format_1_record_reads_into_sides_with_the_same_values() {
+        let stored: serde_json::Value = serde_json::from_str(FORMAT_1).unwrap();
+        let run: RunRecord = serde_json::from_str(FORMAT_1).unwrap();
+        assert_eq!(run.format, PREVIOUS_FORMAT);
+        let field = |i: usize, key: &str| stored["results"][i][key].clone();
+        let small = &run.results[0];
+        let (baseline, candidate) = (
+            small.sides.baseline.as_ref().unwrap(),
+            small.sides.candidate.as_ref().unwrap(),
+        );
+        let (b, c) = (baseline.kept.unwrap(), candidate.kept.unwrap());
+        let test = small.test.unwrap();
+        for (value, key) in [
+            (test.ratio, "ratio"),
+            (test.ci[0], "ratio_ci"),
+            (test.p_value, "p_value"),
+            (b.mean_us, "baseline_mean_us"),
+            (c.mean_us, "candidate_mean_us"),
+            (b.stddev_us, "baseline_stddev_us"),
+            (c.stddev_us, "candidate_stddev_us"),
+            (b.median_us, "baseline_median_us"),
+            (c.median_us, "candidate_median_us"),
+            (b.n as f64, "baseline_n"),
+            (c.n as f64, "candidate_n"),
+            (b.dropped as f64, "baseline_dropped"),
+            (c.dropped as f64, "candidate_dropped"),
+        ] {
+            let stored = field(0, key);
+            let stored = stored.get(0).unwrap_or(&stored).as_f64().unwrap();
+            assert_eq!(value, stored, "{key}");
+        }
+        assert_eq!(test.ci[1], field(0, "ratio_ci")[1].as_f64().unwrap());
+        let samples = |key: &str| -> Vec<f64> { serde_json::from_value(field(0, key)).unwrap() };
+        assert_eq!(baseline.samples_us, samples("baseline_samples_us"));
+        assert_eq!(candidate.samples_us, samples("candidate_samples_us"));
+        // An error has neither side nor a test.
+        let error = &run.results[2];
+        assert_eq!(error.verdict, Verdict::Error);
+        assert_eq!((&error.sides, error.test), (&Sides::default(), None));
+        // Written again, every result has the very fields it was read from.
+        for (i, result) in run.results.iter().enumerate() {
+            assert_eq!(
+                serde_json::to_value(result).unwrap(),
+                stored["results"][i],
+                "{}",
+                result.shape
+            );
+        }
+    }
+
+    #[test]
+    fn upgrading_a_format_1_record_compares_peers_by_every_sample_and_keeps_verdicts() {
+        let mut run: RunRecord = serde_json::from_str(FORMAT_1).unwrap();
+        let verdicts =
+            |run: &RunRecord| -> Vec<Verdict> { run.results.iter().map(|r| r.verdict).collect() };
+        let before = verdicts(&run);
+        // A peer timed on the same shapes, 1.5x slower on every sample.
+        let peers: Vec<ShapeResult> = run
+            .results
+            .iter()
+            .map(|r| {
+                let mut peer = r.clone();
+                peer.kernel = "peer".into();
+                if let Some(side) = &mut peer.sides.candidate {
+                    side.samples_us.iter_mut().for_each(|s| *s *= 1.5);
+                }
+                peer
+            })
+            .collect();
+        run.results.extend(peers);
+        run.peers.insert("attn".into(), vec!["peer".into()]);
+        run.upgrade();
+        assert_eq!(run.format, FORMAT);
+        assert_eq!(verdicts(&run)[..3], before[..]);
+        let small = &run.results[0];
+        let median = small.candidate_median_of_all().unwrap();
+        assert_eq!(small.peers.len(), 1);
+        assert!((small.peers[0].median_us - 1.5 * median).abs() < 1e-9);
+        assert!((small.peers[0].speedup - 1.5).abs() < 1e-12);
+        // Shapes with no samples (the error) have no speedup.
+        assert!(run.results[2].peers.is_empty());
+    }
+
+    #[test]
+    fn a_peers_median_does_not_depend_on_its_baseline() {
+        let gate = GateSettings::default();
+        // A tail the fences trim: the summaries differ with and without a baseline.
+        let mut samples: Vec<f64> = (0..20).map(|i| 10.0 + (i % 5) as f64 * 0.1).collect();
+        samples.extend([30.0, 31.0, 32.0]);
+        let base: Vec<f64> = (0..20).map(|i| 30.0 + (i % 5) as f64 * 0.1).collect();
+        let found = |_: Option<&str>| BaselineLookup::Found {
+            samples_us: &base,
+            commit: None,
+        };
+        let missing = |_: Option<&str>| BaselineLookup::Missing(String::new());
+        let outcome = measured(samples.clone(), None);
+        let with = ShapeResult::judge("k", "s", &outcome, found, &gate);
+        let without = ShapeResult::judge("k", "s", &outcome, missing, &gate);
+        let kept = |r: &ShapeResult| r.sides.candidate.as_ref().unwrap().kept.unwrap();
+        assert_ne!(kept(&with).n, kept(&without).n);
+        assert_eq!(
+            with.candidate_median_of_all(),
+            without.candidate_median_of_all()
+        );
+        assert_eq!(
+            with.candidate_median_of_all(),
+            Some(Summary::of(&samples).median)
+        );
     }
 }

@@ -395,6 +395,25 @@ fn a_baseline_and_a_run_record_of_v0_1_0_still_load() {
     );
 }
 
+/// Format 2 keeps format 1's fields: a format-1 record is reported again as format 2 with the
+/// same statistics, samples and verdicts.
+#[test]
+fn a_format_1_run_record_is_reported_as_format_2_with_the_same_fields() {
+    let project = Project::new(GATES);
+    let record = fixture("run-v0.1.0.json");
+    project
+        .gatekeeper(&["report", record.to_str().unwrap(), "--json", "again.json"])
+        .code(1);
+    let (old, new) = (read_json(&record), project.json("again.json"));
+    assert_eq!(
+        (old["format"].clone(), new["format"].clone()),
+        (json!(1), json!(2))
+    );
+    assert_eq!(old["results"], new["results"]);
+    assert_eq!(old["kernels"], new["kernels"]);
+    assert_eq!(old["verdict"], new["verdict"]);
+}
+
 #[test]
 fn a_stored_gates_entry_with_keys_this_version_does_not_know_still_loads() {
     let project = Project::with_committed_baseline(GATES);

@@ -178,7 +178,7 @@ fn save_run_record(
     let commit = run
         .commit
         .as_deref()
-        .map(|c| &c[..c.len().min(12)])
+        .map(crate::git::short_commit)
         .unwrap_or("no-commit");
     let name = format!("{}-{commit}.json", started_at.format("%Y%m%dT%H%M%S%.3fZ"));
     // Checks started in the same millisecond on one commit (parallel CI jobs in one checkout)

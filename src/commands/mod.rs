@@ -39,14 +39,9 @@ impl ReportPaths {
         ]
     }
 
-    /// Creates the reports' folders and checks that each path can be written (a folder is
-    /// refused; `/dev/stdout` or a symlink is written through): run before any measuring, so a
-    /// typo costs no GPU time.
+    /// See [`prepare_reports`].
     pub fn prepare(&self) -> Result<()> {
-        for (path, _) in self.each() {
-            path.map(atomic::check_writable).transpose()?;
-        }
-        Ok(())
+        prepare_reports(self.each().map(|(path, _)| path))
     }
 
     fn write(&self, run: &RunRecord) -> Result<()> {
@@ -57,6 +52,16 @@ impl ReportPaths {
         }
         Ok(())
     }
+}
+
+/// Creates the reports' folders and checks that each path can be written (a folder is refused;
+/// `/dev/stdout` or a symlink is written through): run before any measuring, so a typo costs no
+/// GPU time.
+fn prepare_reports<'a>(paths: impl IntoIterator<Item = Option<&'a std::path::Path>>) -> Result<()> {
+    for path in paths.into_iter().flatten() {
+        atomic::check_writable(path)?;
+    }
+    Ok(())
 }
 
 /// Writes the reports, shows the verdict, and returns the exit code the verdict calls for.

@@ -55,23 +55,26 @@ fn whole(run: RunRecord, path: &Path) -> Result<RunRecord> {
     }
 }
 
-/// Reads a run record written by `check`, `compare` or `merge`.
+/// Reads a run record written by `check`, `compare` or `merge`, of this format or the one
+/// before it.
 pub fn load(path: &Path) -> Result<RunRecord> {
     let text = std::fs::read_to_string(path).map_err(|err| Error::io(path, err))?;
-    let run: RunRecord = serde_json::from_str(&text).map_err(|err| Error::Corrupt {
+    let mut run: RunRecord = serde_json::from_str(&text).map_err(|err| Error::Corrupt {
         path: path.to_path_buf(),
         message: format!("not a gatekeeper run record: {err}"),
     })?;
-    if run.format != record::FORMAT {
+    if run.format != record::FORMAT && run.format != record::PREVIOUS_FORMAT {
         return Err(Error::Corrupt {
             path: path.to_path_buf(),
             message: format!(
-                "run record format {} is not supported (this gatekeeper reads {})",
+                "run record format {} is not supported (this gatekeeper reads {} and {})",
                 run.format,
+                record::PREVIOUS_FORMAT,
                 record::FORMAT
             ),
         });
     }
+    run.upgrade();
     Ok(run)
 }
 
@@ -86,13 +89,10 @@ pub fn report(path: &Path, overrides: &GateOverrides, reports: &ReportPaths) -> 
             .results
             .iter()
             .map(|result| {
-                let baseline = if result.baseline_samples_us.is_empty() {
+                let baseline = if result.baseline_samples().is_empty() {
                     Err(result.message.clone().unwrap_or_default())
                 } else {
-                    Ok((
-                        result.baseline_samples_us.as_slice(),
-                        result.baseline_commit.as_deref(),
-                    ))
+                    Ok((result.baseline_samples(), result.baseline_commit.as_deref()))
                 };
                 let mut judged = result.rejudge(baseline, &gate);
                 judged.peers = result.peers.clone();
@@ -136,15 +136,13 @@ pub fn compare(
                     result.kernel,
                     result.shape
                 )),
-                Some(b) if b.verdict.is_fatal() || b.candidate_samples_us.len() < 2 => {
-                    Err(format!(
-                        "{} has no samples for {}/{} ({})",
-                        baseline.display(),
-                        result.kernel,
-                        result.shape,
-                        b.verdict
-                    ))
-                }
+                Some(b) if b.verdict.is_fatal() || b.candidate_samples().len() < 2 => Err(format!(
+                    "{} has no samples for {}/{} ({})",
+                    baseline.display(),
+                    result.kernel,
+                    result.shape,
+                    b.verdict
+                )),
                 // The exact names, not their folders: two names can share a folder.
                 Some(b) if b.device != result.device => Err(format!(
                     "measured on {} in {}, on {} here: never compared",
@@ -158,7 +156,7 @@ pub fn compare(
                     baseline.display(),
                     method(result).unwrap_or("unknown")
                 )),
-                Some(b) => Ok((b.candidate_samples_us.as_slice(), b_commit(&before))),
+                Some(b) => Ok((b.candidate_samples(), b_commit(&before))),
             };
             let mut judged = result.rejudge(found, &gate);
             judged.peers = result.peers.clone();
@@ -199,16 +197,7 @@ fn merge_runs(runs: &[(&PathBuf, RunRecord)]) -> Result<RunRecord> {
     let mut seen: Vec<usize> = Vec::new();
     let mut count = None;
     for (path, run) in runs {
-        let shard = run.shard.as_deref().ok_or_else(|| {
-            Error::Usage(format!(
-                "{}: not a shard (it was not made with `check --shard K/N`)",
-                path.display()
-            ))
-        })?;
-        let parsed: crate::plan::Shard = shard.parse().map_err(|why| Error::Corrupt {
-            path: path.to_path_buf(),
-            message: format!("shard {why}"),
-        })?;
+        let (shard, parsed) = shard_of(path, run)?;
         if *count.get_or_insert(parsed.count) != parsed.count {
             return Err(Error::Usage(format!(
                 "{}: shard {shard} does not belong with shards of {}",
@@ -223,32 +212,7 @@ fn merge_runs(runs: &[(&PathBuf, RunRecord)]) -> Result<RunRecord> {
             )));
         }
         seen.push(parsed.index);
-        for (what, mine, theirs) in [
-            ("config", &run.config, &first.config),
-            ("baselines", &run.baselines_from, &first.baselines_from),
-        ] {
-            if mine != theirs {
-                return Err(Error::Usage(format!(
-                    "{}: its {what} ({mine}) differs from {}'s ({theirs}): not shards of one check",
-                    path.display(),
-                    first_path.display()
-                )));
-            }
-        }
-        if run.plan_id != first.plan_id || run.plan_jobs != first.plan_jobs {
-            return Err(Error::Usage(format!(
-                "{}: a shard of another plan than {} (other gates.yaml, --kernels, --shapes or --against)",
-                path.display(),
-                first_path.display()
-            )));
-        }
-        if run.commit != first.commit || run.gate != first.gate {
-            return Err(Error::Usage(format!(
-                "{}: measured at another commit or with other gate settings than {}",
-                path.display(),
-                first_path.display()
-            )));
-        }
+        same_check(path, run, first_path, first)?;
     }
     // N is at most plan::MAX_SHARDS, so listing what is missing stays cheap.
     let count = count.unwrap_or(1);
@@ -262,6 +226,58 @@ fn merge_runs(runs: &[(&PathBuf, RunRecord)]) -> Result<RunRecord> {
             missing.join(", ")
         )));
     }
+    joined(runs, first)
+}
+
+/// Which slice of the plan a record holds (`check --shard K/N`), as stored and as parsed.
+fn shard_of<'r>(path: &Path, run: &'r RunRecord) -> Result<(&'r str, crate::plan::Shard)> {
+    let shard = run.shard.as_deref().ok_or_else(|| {
+        Error::Usage(format!(
+            "{}: not a shard (it was not made with `check --shard K/N`)",
+            path.display()
+        ))
+    })?;
+    let parsed = shard.parse().map_err(|why| Error::Corrupt {
+        path: path.to_path_buf(),
+        message: format!("shard {why}"),
+    })?;
+    Ok((shard, parsed))
+}
+
+/// Refuses a shard of another check than the first one's: other config, baselines, plan,
+/// commit or gate settings.
+fn same_check(path: &Path, run: &RunRecord, first_path: &Path, first: &RunRecord) -> Result<()> {
+    for (what, mine, theirs) in [
+        ("config", &run.config, &first.config),
+        ("baselines", &run.baselines_from, &first.baselines_from),
+    ] {
+        if mine != theirs {
+            return Err(Error::Usage(format!(
+                "{}: its {what} ({mine}) differs from {}'s ({theirs}): not shards of one check",
+                path.display(),
+                first_path.display()
+            )));
+        }
+    }
+    if run.plan_id != first.plan_id || run.plan_jobs != first.plan_jobs {
+        return Err(Error::Usage(format!(
+            "{}: a shard of another plan than {} (other gates.yaml, --kernels, --shapes or --against)",
+            path.display(),
+            first_path.display()
+        )));
+    }
+    if run.commit != first.commit || run.gate != first.gate {
+        return Err(Error::Usage(format!(
+            "{}: measured at another commit or with other gate settings than {}",
+            path.display(),
+            first_path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The shards' results in plan order as one run, decided as a whole.
+fn joined(runs: &[(&PathBuf, RunRecord)], first: &RunRecord) -> Result<RunRecord> {
     let mut merged = first.clone();
     merged.shard = None;
     let mut results: Vec<ShapeResult> = runs

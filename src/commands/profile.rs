@@ -19,7 +19,7 @@ use crate::plan::{self, Job, Selection};
 use crate::profile::ncu::Profiler;
 use crate::profile::{self, MetricValue, Resources, ShapeProfile};
 use crate::record::ShapeResult;
-use crate::report::{neutralise, profile_table};
+use crate::report::{neutralise, profile_table, ProfileRow};
 use crate::{errln, output};
 
 #[derive(Debug, Clone, Default)]
@@ -39,6 +39,18 @@ pub struct ProfiledShape<'a> {
     /// Why the shape could not be profiled at all (compile error, crash).
     pub error: Option<String>,
     pub profile: Option<ShapeProfile>,
+}
+
+impl ProfiledShape<'_> {
+    /// Its row in gate 4's table.
+    fn row(&self) -> ProfileRow<'_> {
+        ProfileRow {
+            kernel: self.kernel,
+            shape: self.shape,
+            profile: self.profile.as_ref(),
+            error: self.error.as_deref(),
+        }
+    }
 }
 
 /// The metrics to ask for: every built-in and configured name, plus each target's. Names
@@ -200,14 +212,7 @@ pub fn run(options: &ProfileOptions) -> Result<u8> {
             "nothing to profile: `gatekeeper profile` runs `cuda:` kernels, and the selection has none".to_string(),
         ));
     }
-    for path in [&options.json, &options.markdown].into_iter().flatten() {
-        if path.is_dir() {
-            return Err(Error::Usage(format!(
-                "{}: is a folder; name a file for the report",
-                path.display()
-            )));
-        }
-    }
+    super::prepare_reports([options.json.as_deref(), options.markdown.as_deref()])?;
     let harness = harness_for(&config, &jobs)?;
     let settings: RunSettings = run_settings(&config);
     let profiler = Profiler::find();
@@ -272,10 +277,7 @@ pub fn run(options: &ProfileOptions) -> Result<u8> {
     // Files first: a reader who stops reading stdout (`| head`) must not cost them. One that
     // cannot be written fails the command after the findings show.
     let written = write_reports(options, &rows);
-    let table = profile_table(
-        rows.iter()
-            .map(|r| (r.kernel, r.shape, r.profile.as_ref(), r.error.as_deref())),
-    );
+    let table = profile_table(rows.iter().map(ProfiledShape::row));
     let mut text = format!("{table}\n");
     let mut failed = 0;
     for row in &rows {
@@ -334,10 +336,7 @@ fn write_reports(options: &ProfileOptions, rows: &[ProfiledShape]) -> Result<()>
     if let Some(path) = &options.markdown {
         write(
             path,
-            &crate::report::profile_markdown(
-                rows.iter()
-                    .map(|r| (r.kernel, r.shape, r.profile.as_ref(), r.error.as_deref())),
-            ),
+            &crate::report::profile_markdown(rows.iter().map(ProfiledShape::row)),
         )?;
     }
     Ok(())

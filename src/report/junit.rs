@@ -88,8 +88,8 @@ fn summarize(result: &ShapeResult) -> String {
     let mut lines = vec![format!(
         "{}: baseline {} µs, candidate {} µs, Δ {}, p {}",
         result.verdict,
-        format_mean(result.baseline_mean_us, result.baseline_stddev_us),
-        format_mean(result.candidate_mean_us, result.candidate_stddev_us),
+        format_mean(&result.sides.baseline),
+        format_mean(&result.sides.candidate),
         format_delta(result),
         format_p(result),
     )];

@@ -13,7 +13,7 @@ use std::fmt::Write;
 
 use super::{
     describe_errors, describe_gate, format_delta, format_mean, format_p, is_unsafe, neutralise,
-    push_escaped, short_commit, Exporter,
+    push_escaped, Exporter,
 };
 use crate::compare::Verdict;
 use crate::record::{KernelResult, RunRecord, ShapeResult};
@@ -244,7 +244,10 @@ fn headline(run: &RunRecord) -> String {
         } else {
             ""
         };
-        context.push(format!("commit {}{dirty}", code(short_commit(commit))));
+        context.push(format!(
+            "commit {}{dirty}",
+            code(crate::git::short_commit(commit))
+        ));
     }
     context.push(format!("{:.1} s", run.duration_s));
     format!("## {title}\n\n{}\n\n", context.join(" · "))
@@ -272,8 +275,8 @@ fn table_row(result: &ShapeResult) -> String {
     format!(
         "| {} | {} | {} | {} | {} | {} |\n",
         code(&result.shape),
-        format_mean(result.baseline_mean_us, result.baseline_stddev_us),
-        format_mean(result.candidate_mean_us, result.candidate_stddev_us),
+        format_mean(&result.sides.baseline),
+        format_mean(&result.sides.candidate),
         format_delta(result),
         format_p(result),
         verdict_cell(result),
@@ -313,7 +316,7 @@ fn kernel_table(run: &RunRecord, kernel: &KernelResult) -> String {
 fn delta_chart(out: &mut String, run: &RunRecord, kernel: &KernelResult) {
     let bars: Vec<(&str, f64)> = run
         .results_of(&kernel.name)
-        .filter_map(|r| Some((r.shape.as_str(), (r.ratio? - 1.0) * 100.0)))
+        .filter_map(|r| Some((r.shape.as_str(), (r.test?.ratio - 1.0) * 100.0)))
         .collect();
     if bars.len() < 2 {
         return;
@@ -351,23 +354,12 @@ fn chart_text(name: &str) -> String {
 
 /// Gate 4's findings for the kernel's shapes, when it has any.
 fn profile_section(out: &mut String, run: &RunRecord, kernel: &KernelResult) {
-    let rows: Vec<_> = run
-        .results_of(&kernel.name)
-        .filter(|r| r.profile.is_some())
-        .map(|r| {
-            (
-                r.kernel.as_str(),
-                r.shape.as_str(),
-                r.profile.as_ref(),
-                None,
-            )
-        })
-        .collect();
+    let rows = super::ProfileRow::of_results(run.results_of(&kernel.name));
     if rows.is_empty() {
         return;
     }
     let _ = writeln!(out, "Profiling (gate 4):\n");
-    out.push_str(&super::profile_markdown(rows.into_iter()));
+    out.push_str(&super::profile_markdown(rows));
 }
 
 /// The kernel's speedup over each peer, per shape, in the seed report's words.

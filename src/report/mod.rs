@@ -10,13 +10,13 @@ mod terminal;
 pub use json::Json;
 pub use junit::JUnit;
 pub use markdown::{Markdown, MARKDOWN_BUDGET};
-pub use profile::{profile_markdown, profile_table};
+pub use profile::{profile_markdown, profile_table, ProfileRow};
 pub use terminal::Terminal;
 
 use std::borrow::Cow;
 use std::fmt::Write;
 
-use crate::record::{RunRecord, ShapeResult};
+use crate::record::{RunRecord, ShapeResult, Side};
 
 pub trait Exporter {
     fn render(&self, run: &RunRecord) -> String;
@@ -38,27 +38,28 @@ pub(crate) fn format_us(us: f64) -> String {
     format!("{us:.*}", decimals(us))
 }
 
-/// `mean ± stddev` of one side (both at the mean's precision), or a dash.
-pub(crate) fn format_mean(mean: Option<f64>, stddev: Option<f64>) -> String {
-    match (mean, stddev) {
-        (Some(mean), Some(stddev)) => {
-            let places = decimals(mean);
-            format!("{mean:.places$} ± {stddev:.places$}")
+/// `mean ± stddev` of one side (both at the mean's precision), or a dash where the side was not
+/// summarised. A hand-edited record may lack the stddev: then the mean alone.
+pub(crate) fn format_mean(side: &Option<Side>) -> String {
+    match side.as_ref().and_then(|side| side.kept) {
+        Some(kept) if kept.stddev_us.is_finite() => {
+            let places = decimals(kept.mean_us);
+            format!("{:.places$} ± {:.places$}", kept.mean_us, kept.stddev_us)
         }
-        (Some(mean), None) => format_us(mean),
-        _ => "—".to_string(),
+        Some(kept) => format_us(kept.mean_us),
+        None => "—".to_string(),
     }
 }
 
 pub(crate) fn format_delta(result: &ShapeResult) -> String {
-    match result.ratio {
-        Some(ratio) => format!("{:+.1} %", (ratio - 1.0) * 100.0),
+    match result.test {
+        Some(test) => format!("{:+.1} %", (test.ratio - 1.0) * 100.0),
         None => "—".to_string(),
     }
 }
 
 pub(crate) fn format_p(result: &ShapeResult) -> String {
-    match result.p_value {
+    match result.test.map(|test| test.p_value) {
         Some(p) if p < 0.001 => "<0.001".to_string(),
         Some(p) => format!("{p:.3}"),
         None => "—".to_string(),
@@ -89,15 +90,6 @@ pub(crate) fn describe_errors(result: &ShapeResult) -> Option<String> {
     .filter_map(|(name, value)| value.map(|v| format!("{name} {}", format_error(v))))
     .collect();
     (!parts.is_empty()).then(|| parts.join(", "))
-}
-
-/// The first 12 characters of a commit id. A record is a file anyone can edit, so the id may
-/// hold any text: it is cut at a character, never inside one.
-pub(crate) fn short_commit(commit: &str) -> &str {
-    match commit.char_indices().nth(12) {
-        Some((end, _)) => &commit[..end],
-        None => commit,
-    }
 }
 
 /// Text from a harness (or a record) made safe to show: every character that could drive a
@@ -218,42 +210,29 @@ pub(crate) mod fixture {
 
     use crate::compare::Verdict;
     use crate::config::{GateSettings, TimingSettings};
-    use crate::record::{self, PassFail, RunRecord, ShapeResult};
+    use crate::record::{self, Kept, PassFail, RunRecord, ShapeResult, Side, Sides, Test};
 
     fn shape(kernel: &str, shape: &str, verdict: Verdict) -> ShapeResult {
         ShapeResult {
             kernel: kernel.into(),
             shape: shape.into(),
-            job: 0,
             verdict,
             device: Some("NVIDIA H100 80GB HBM3".into()),
-            ratio: None,
-            ratio_ci: None,
-            p_value: None,
-            baseline_mean_us: None,
-            candidate_mean_us: None,
-            baseline_stddev_us: None,
-            candidate_stddev_us: None,
-            baseline_median_us: None,
-            candidate_median_us: None,
-            baseline_n: None,
-            candidate_n: None,
-            baseline_dropped: None,
-            candidate_dropped: None,
-            samples_requested: None,
-            samples_returned: None,
-            correct: None,
-            max_abs_err: None,
-            max_rel_err: None,
-            rel_l2_err: None,
-            message: None,
-            stderr_tail: None,
-            baseline_commit: None,
-            details: None,
-            peers: vec![],
-            profile: None,
-            baseline_samples_us: vec![],
-            candidate_samples_us: vec![],
+            ..ShapeResult::default()
+        }
+    }
+
+    /// A side around `mean`: three samples whose median is the summary's.
+    fn side(mean: f64, stddev: f64, n: usize, dropped: usize) -> Side {
+        Side {
+            samples_us: vec![mean * 0.99, mean, mean * 1.01],
+            kept: Some(Kept {
+                mean_us: mean,
+                stddev_us: stddev,
+                median_us: mean,
+                n,
+                dropped,
+            }),
         }
     }
 
@@ -266,25 +245,19 @@ pub(crate) mod fixture {
         p: f64,
     ) -> ShapeResult {
         ShapeResult {
-            ratio: Some(ratio),
-            ratio_ci: Some([ratio - 0.02, ratio + 0.02]),
-            p_value: Some(p),
-            baseline_mean_us: Some(base),
-            candidate_mean_us: Some(base * ratio),
-            baseline_stddev_us: Some(base * 0.01),
-            candidate_stddev_us: Some(base * ratio * 0.012),
-            baseline_median_us: Some(base),
-            candidate_median_us: Some(base * ratio),
-            baseline_n: Some(49),
-            candidate_n: Some(48),
-            baseline_dropped: Some(1),
-            candidate_dropped: Some(2),
+            test: Some(Test {
+                ratio,
+                ci: [ratio - 0.02, ratio + 0.02],
+                p_value: p,
+            }),
+            sides: Sides {
+                baseline: Some(side(base, base * 0.01, 49, 1)),
+                candidate: Some(side(base * ratio, base * ratio * 0.012, 48, 2)),
+            },
             correct: Some(true),
             max_abs_err: Some(0.0012),
             max_rel_err: Some(0.0031),
             baseline_commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
-            baseline_samples_us: vec![base, base * 1.01],
-            candidate_samples_us: vec![base * ratio, base * ratio * 1.01],
             ..shape(kernel, name, verdict)
         }
     }
@@ -321,8 +294,17 @@ pub(crate) mod fixture {
         wrong.rel_l2_err = Some(1.0);
         wrong.message = Some("the harness reported incorrect output".into());
         let mut fresh = shape("gemm", "wide", Verdict::NoBaseline);
-        fresh.candidate_mean_us = Some(812.5);
-        fresh.candidate_stddev_us = Some(3.25);
+        // Summarised without samples, so no peer can be compared with it.
+        fresh.sides.candidate = Some(Side {
+            samples_us: vec![],
+            kept: Some(Kept {
+                mean_us: 812.5,
+                stddev_us: 3.25,
+                median_us: 811.0,
+                n: 40,
+                dropped: 0,
+            }),
+        });
         fresh.message = Some("no baseline for gemm/wide on nvidia-h100-80gb-hbm3".into());
         let results = vec![
             timed("attention", "small", Verdict::Unchanged, 12.5, 1.013, 0.21),
@@ -389,14 +371,6 @@ pub(crate) mod fixture {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn short_commit_cuts_at_a_character() {
-        assert_eq!(short_commit("0123456789abcdef"), "0123456789ab");
-        assert_eq!(short_commit("aéééééééééééééé"), "aééééééééééé");
-        assert_eq!(short_commit("€"), "€");
-        assert_eq!(short_commit(""), "");
-    }
 
     #[test]
     fn neutralise_escapes_what_could_drive_a_terminal() {

@@ -7,9 +7,32 @@ use comfy_table::Table;
 use super::markdown::escape_inline;
 use super::terminal::{align_right, new_table};
 use crate::profile::{number, ShapeProfile};
+use crate::record::ShapeResult;
 
-/// One row: kernel, shape, its profile (if it got one) and why not (an error).
-pub type Row<'a> = (&'a str, &'a str, Option<&'a ShapeProfile>, Option<&'a str>);
+/// One row of gate 4's table: a shape, its profile (if it got one) and why not (an error).
+#[derive(Debug, Clone, Copy)]
+pub struct ProfileRow<'a> {
+    pub kernel: &'a str,
+    pub shape: &'a str,
+    pub profile: Option<&'a ShapeProfile>,
+    pub error: Option<&'a str>,
+}
+
+impl<'a> ProfileRow<'a> {
+    /// The rows of a check's results that gate 4 looked at.
+    pub fn of_results(results: impl Iterator<Item = &'a ShapeResult>) -> Vec<ProfileRow<'a>> {
+        results
+            .filter_map(|result| {
+                Some(ProfileRow {
+                    kernel: &result.kernel,
+                    shape: &result.shape,
+                    profile: Some(result.profile.as_ref()?),
+                    error: None,
+                })
+            })
+            .collect()
+    }
+}
 
 fn or_dash(value: Option<String>) -> String {
     value.unwrap_or_else(|| "—".to_string())
@@ -85,7 +108,7 @@ fn floor_cell(profile: &ShapeProfile) -> String {
 }
 
 /// The terminal table.
-pub fn profile_table<'a>(rows: impl Iterator<Item = Row<'a>>) -> Table {
+pub fn profile_table<'a>(rows: impl IntoIterator<Item = ProfileRow<'a>>) -> Table {
     let mut table = new_table([
         "kernel",
         "shape",
@@ -95,7 +118,8 @@ pub fn profile_table<'a>(rows: impl Iterator<Item = Row<'a>>) -> Table {
         "tensor pipe % · occupancy % (theor. / achieved)",
         "tensor-core SASS · limits",
     ]);
-    for (kernel, shape, profile, error) in rows {
+    for row in rows {
+        let (kernel, shape, profile, error) = (row.kernel, row.shape, row.profile, row.error);
         let Some(profile) = profile else {
             table.add_row([
                 kernel.to_string(),
@@ -127,12 +151,13 @@ pub fn profile_table<'a>(rows: impl Iterator<Item = Row<'a>>) -> Table {
 }
 
 /// The markdown table, with each class's evidence and every missed limit spelled out.
-pub fn profile_markdown<'a>(rows: impl Iterator<Item = Row<'a>>) -> String {
+pub fn profile_markdown<'a>(rows: impl IntoIterator<Item = ProfileRow<'a>>) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "| Shape | Class | × floor | Registers / spills | Tensor pipe % | Occupancy % (theor. / achieved) | Tensor-core SASS | Limits |");
     let _ = writeln!(out, "|---|---|--:|--:|--:|--:|---|---|");
     let mut notes = Vec::new();
-    for (kernel, shape, profile, error) in rows {
+    for row in rows {
+        let (kernel, shape, profile, error) = (row.kernel, row.shape, row.profile, row.error);
         let label = format!("`{}/{}`", escape_inline(kernel), escape_inline(shape));
         let Some(profile) = profile else {
             let _ = writeln!(
@@ -188,11 +213,14 @@ mod tests {
         error: Option<&'static str>,
     }
 
-    /// The tables' input over the fixture: the one place that builds a `Row`.
-    fn rows(cases: &[Case]) -> impl Iterator<Item = Row<'_>> {
-        cases
-            .iter()
-            .map(|case| (case.kernel, case.shape, case.profile.as_ref(), case.error))
+    /// The tables' input over the fixture: the one place that builds a `ProfileRow`.
+    fn rows(cases: &[Case]) -> impl Iterator<Item = ProfileRow<'_>> {
+        cases.iter().map(|case| ProfileRow {
+            kernel: case.kernel,
+            shape: case.shape,
+            profile: case.profile.as_ref(),
+            error: case.error,
+        })
     }
 
     fn resources(

@@ -9,7 +9,7 @@ use comfy_table::{CellAlignment, ContentArrangement, Table};
 
 use super::{
     describe_errors, describe_gate, format_delta, format_mean, format_p, format_us, neutralise,
-    Exporter,
+    Exporter, ProfileRow,
 };
 use crate::compare::Verdict;
 use crate::record::RunRecord;
@@ -34,8 +34,8 @@ impl Exporter for Terminal {
             table.add_row([
                 cell(&result.kernel),
                 cell(&result.shape),
-                format_mean(result.baseline_mean_us, result.baseline_stddev_us),
-                format_mean(result.candidate_mean_us, result.candidate_stddev_us),
+                format_mean(&result.sides.baseline),
+                format_mean(&result.sides.candidate),
                 format_delta(result),
                 format_p(result),
                 result.verdict.to_string(),
@@ -46,15 +46,8 @@ impl Exporter for Terminal {
         if run.results.iter().any(|r| !r.peers.is_empty()) {
             out.push_str(&format!("{}\n", peer_table(run)));
         }
-        if run.results.iter().any(|r| r.profile.is_some()) {
-            let rows = run.results.iter().filter(|r| r.profile.is_some()).map(|r| {
-                (
-                    r.kernel.as_str(),
-                    r.shape.as_str(),
-                    r.profile.as_ref(),
-                    None,
-                )
-            });
+        let rows = ProfileRow::of_results(run.results.iter());
+        if !rows.is_empty() {
             out.push_str(&format!("{}\n", super::profile_table(rows)));
             for result in &run.results {
                 for check in result.profile.iter().flat_map(|p| p.failed_checks()) {
@@ -155,7 +148,7 @@ fn peer_table(run: &RunRecord) -> Table {
                 cell(&peer.kernel),
                 format_us(peer.median_us),
                 result
-                    .candidate_median_us
+                    .candidate_median_of_all()
                     .map_or("—".to_string(), format_us),
                 format!("{:.2}×", peer.speedup),
                 cell(&peer.rating),
