@@ -170,7 +170,12 @@ pub struct KernelSpec {
         skip_serializing_if = "IndexMap::is_empty",
         deserialize_with = "unique::keys"
     )]
-    #[schemars(extend("propertyNames" = {"pattern": IDENTIFIER_PATTERN}))]
+    // A number or boolean is read as the text it was written as (`MY_FLAG: 1`), so the schema
+    // takes those too.
+    #[schemars(extend(
+        "propertyNames" = {"pattern": IDENTIFIER_PATTERN},
+        "additionalProperties" = {"type": ["string", "number", "boolean"]}
+    ))]
     pub env: IndexMap<String, String>,
     /// Gate 4: static resources of the compiled kernel and Nsight Compute targets.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -257,7 +257,16 @@ fn every_malformed_gates_yaml_exits_2_and_fails_the_schema() {
 fn the_schema_still_accepts_the_fixtures() {
     let schema = gatekeeper::config::json_schema();
     let validator = jsonschema::validator_for(&schema).expect("the schema is a valid JSON Schema");
-    for yaml in [GATES, CUDA_GATES] {
+    // Numbers and booleans in `env` are read as written; the schema takes them too.
+    let env_scalars = GATES.replace(
+        "    timeout_s: 20\n",
+        "    timeout_s: 20\n    env: {A: \"x\", B: 1, C: true}\n",
+    );
+    assert_ne!(env_scalars, GATES);
+    Project::new(&env_scalars)
+        .gatekeeper(&["check", "--kernels", "attn", "--shapes", "small"])
+        .code(0);
+    for yaml in [GATES, CUDA_GATES, &env_scalars] {
         let doc: serde_json::Value = serde_yaml::from_str(yaml).unwrap();
         let errors: Vec<String> = validator.iter_errors(&doc).map(|e| e.to_string()).collect();
         assert!(errors.is_empty(), "{yaml}\n{errors:#?}");
