@@ -10,9 +10,9 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::exit;
 use crate::git::Repo;
-use crate::measure::Harness;
+use crate::measure::{Harness, Outcome};
 use crate::outln;
-use crate::plan::{self, Selection};
+use crate::plan::{self, Job, Selection};
 use crate::record::{self, BaselineLookup, PassFail, RunRecord, ShapeResult};
 use crate::report::{Exporter, Json};
 
@@ -50,70 +50,20 @@ pub fn run(options: &CheckOptions) -> Result<u8> {
     let harness = harness_for(&config, &jobs)?;
     let outcomes = measure_all(&jobs, &harness as &dyn Harness, &run_settings(&config));
 
-    let mut results: Vec<ShapeResult> = jobs
-        .iter()
-        .zip(&outcomes)
-        .map(|(job, outcome)| {
-            let mut result = ShapeResult::judge(
-                &job.kernel.name,
-                job.shape,
-                outcome,
-                |device| {
-                    let found = match baselines.shape(device, &job.kernel.name, job.shape) {
-                        Ok(found) => found,
-                        Err(why) => return BaselineLookup::Missing(why),
-                    };
-                    if found.params != *job.params {
-                        return BaselineLookup::Missing(format!(
-                            "the baseline for {}/{} was measured with other parameters ({}); refresh it",
-                            job.kernel.name,
-                            job.shape,
-                            describe_params(&found.params)
-                        ));
-                    }
-                    if let Some(why) = method_changed(found, outcome) {
-                        return BaselineLookup::Missing(why);
-                    }
-                    BaselineLookup::Found {
-                        samples_us: &found.samples_us,
-                        commit: found.provenance.commit.as_deref(),
-                    }
-                },
-                &config.gate,
-            );
-            result.job = job.index;
-            if let Some(measured) = outcome.as_ref().ok().filter(|m| !m.samples_us.is_empty()) {
-                result.samples_requested = Some(config.timing.samples);
-                result.samples_returned = Some(measured.samples_us.len());
-            }
-            result
-        })
-        .collect();
+    let mut results = judge_all(&config, &jobs, &outcomes, &baselines);
     // Gate 4, after every timing so the profiler's replays disturb none of them.
     super::profile::attach(&config, &jobs, &outcomes, &mut results)?;
     let mut run = RunRecord {
-        format: record::FORMAT,
-        gatekeeper_version: env!("CARGO_PKG_VERSION").to_string(),
         started_at: started_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         duration_s: started.elapsed().as_secs_f64(),
-        config: config.path.display().to_string(),
         commit: head.as_ref().and_then(|h| h.commit.clone()),
         dirty: head.as_ref().map(|h| h.dirty),
         baselines_from: source.describe(),
         shard: options.selection.shard.map(|shard| shard.to_string()),
         plan_id: plan_id(&config, options),
         plan_jobs: whole_plan,
-        gate: config.gate.clone(),
-        timing: config.timing.clone(),
-        peers: config
-            .kernels
-            .iter()
-            .filter(|k| !k.peers.is_empty())
-            .map(|k| (k.name.clone(), k.peers.clone()))
-            .collect(),
-        verdict: PassFail::Pass,
-        kernels: Vec::new(),
         results,
+        ..empty_record(&config)
     };
     run.attach_peers();
     run.decide();
@@ -140,6 +90,90 @@ pub fn run(options: &CheckOptions) -> Result<u8> {
         return Ok(exit::PASS);
     }
     Ok(code)
+}
+
+/// Judges every measured job against its baseline: correctness first, then timing.
+fn judge_all(
+    config: &Config,
+    jobs: &[Job],
+    outcomes: &[Outcome],
+    baselines: &BaselineSet,
+) -> Vec<ShapeResult> {
+    jobs.iter()
+        .zip(outcomes)
+        .map(|(job, outcome)| {
+            let mut result = ShapeResult::judge(
+                &job.kernel.name,
+                job.shape,
+                outcome,
+                |device| baseline_for(baselines, job, outcome, device),
+                &config.gate,
+            );
+            result.job = job.index;
+            if let Some(measured) = outcome.as_ref().ok().filter(|m| !m.samples_us.is_empty()) {
+                result.samples_requested = Some(config.timing.samples);
+                result.samples_returned = Some(measured.samples_us.len());
+            }
+            result
+        })
+        .collect()
+}
+
+/// The baseline one job is compared with, or why there is none to compare: none on this
+/// device, one measured with other parameters, or one timed another way.
+fn baseline_for<'b>(
+    baselines: &'b BaselineSet,
+    job: &Job,
+    outcome: &Outcome,
+    device: Option<&str>,
+) -> BaselineLookup<'b> {
+    let found = match baselines.shape(device, &job.kernel.name, job.shape) {
+        Ok(found) => found,
+        Err(why) => return BaselineLookup::Missing(why),
+    };
+    if found.params != *job.params {
+        return BaselineLookup::Missing(format!(
+            "the baseline for {}/{} was measured with other parameters ({}); refresh it",
+            job.kernel.name,
+            job.shape,
+            describe_params(&found.params)
+        ));
+    }
+    if let Some(why) = method_changed(found, outcome) {
+        return BaselineLookup::Missing(why);
+    }
+    BaselineLookup::Found {
+        samples_us: &found.samples_us,
+        commit: found.provenance.commit.as_deref(),
+    }
+}
+
+/// A run record of this configuration with no results yet, and the run's facts left empty.
+fn empty_record(config: &Config) -> RunRecord {
+    RunRecord {
+        format: record::FORMAT,
+        gatekeeper_version: env!("CARGO_PKG_VERSION").to_string(),
+        started_at: String::new(),
+        duration_s: 0.0,
+        config: config.path.display().to_string(),
+        commit: None,
+        dirty: None,
+        baselines_from: String::new(),
+        shard: None,
+        plan_id: String::new(),
+        plan_jobs: 0,
+        gate: config.gate.clone(),
+        timing: config.timing.clone(),
+        peers: config
+            .kernels
+            .iter()
+            .filter(|k| !k.peers.is_empty())
+            .map(|k| (k.name.clone(), k.peers.clone()))
+            .collect(),
+        verdict: PassFail::Pass,
+        kernels: Vec::new(),
+        results: Vec::new(),
+    }
 }
 
 fn baseline_source(config: &Config, repo: Option<Repo>, against: Option<&str>) -> Result<Source> {

@@ -58,20 +58,12 @@ pub fn run(options: &RefreshOptions) -> Result<u8> {
         if measured.is_empty() {
             continue;
         }
-        let problems: Vec<String> = measured
-            .iter()
-            .filter_map(|(job, outcome)| match outcome {
-                Err(failure) => Some(format!("{}: error: {}", job.shape, failure.message)),
-                Ok(m) if m.correct == Some(false) => Some(format!("{}: incorrect", job.shape)),
-                Ok(_) => None,
-            })
-            .collect();
-        if !problems.is_empty() {
+        if let Some(problems) = wrong_shapes(&measured) {
             all_written = false;
             outln!(
                 "{}: baseline NOT written ({})",
                 kernel.name,
-                neutralise(&problems.join("; "))
+                neutralise(&problems)
             );
             continue;
         }
@@ -81,41 +73,72 @@ pub fn run(options: &RefreshOptions) -> Result<u8> {
             config: &config,
             kernel,
         };
-        let mut by_device: IndexMap<Option<&str>, Vec<(&str, &Measurement)>> = IndexMap::new();
-        for (job, outcome) in &measured {
-            if let Ok(measurement) = outcome {
-                by_device
-                    .entry(measurement.device.as_deref())
-                    .or_default()
-                    .push((job.shape, measurement));
-            }
-        }
-        for (device, shapes) in by_device {
-            let slug = baseline::device_slug(device);
-            for (shape, measurement) in &shapes {
-                let summary = Summary::of(&measurement.samples_us);
-                outln!(
-                    "{}/{shape} on {slug}: median {} µs, mean {} ± {} µs, {} samples",
-                    kernel.name,
-                    format_us(summary.median),
-                    format_us(summary.mean),
-                    format_us(summary.stddev),
-                    summary.n
-                );
-            }
-            updates.push(Update {
-                device: device.map(str::to_string),
-                kernel: kernel.name.clone(),
-                shapes: shapes
-                    .iter()
-                    .map(|(shape, m)| (shape.to_string(), stamp.shape(shape, m)))
-                    .collect(),
-                order: kernel.shapes.clone(),
-            });
-        }
+        updates.extend(kernel_updates(&measured, &stamp));
     }
     // All files or none: a problem writing one kernel's file leaves every other file as it was.
-    for written in baseline::write_all(&config.baselines_dir(), &updates)? {
+    announce(&baseline::write_all(&config.baselines_dir(), &updates)?);
+    Ok(if all_written {
+        exit::PASS
+    } else {
+        exit::GATE_FAILED
+    })
+}
+
+/// Why a kernel gets no new baseline: its incorrect and errored shapes, or `None`.
+fn wrong_shapes(measured: &[(&Job, &Outcome)]) -> Option<String> {
+    let problems: Vec<String> = measured
+        .iter()
+        .filter_map(|(job, outcome)| match outcome {
+            Err(failure) => Some(format!("{}: error: {}", job.shape, failure.message)),
+            Ok(m) if m.correct == Some(false) => Some(format!("{}: incorrect", job.shape)),
+            Ok(_) => None,
+        })
+        .collect();
+    (!problems.is_empty()).then(|| problems.join("; "))
+}
+
+/// One kernel's new baselines, a file per device the harness named, each shape's summary
+/// printed on the way.
+fn kernel_updates(measured: &[(&Job, &Outcome)], stamp: &Stamp<'_>) -> Vec<Update> {
+    let kernel = stamp.kernel;
+    let mut by_device: IndexMap<Option<&str>, Vec<(&str, &Measurement)>> = IndexMap::new();
+    for (job, outcome) in measured {
+        if let Ok(measurement) = outcome {
+            by_device
+                .entry(measurement.device.as_deref())
+                .or_default()
+                .push((job.shape, measurement));
+        }
+    }
+    let mut updates = Vec::new();
+    for (device, shapes) in by_device {
+        let slug = baseline::device_slug(device);
+        for (shape, measurement) in &shapes {
+            let summary = Summary::of(&measurement.samples_us);
+            outln!(
+                "{}/{shape} on {slug}: median {} µs, mean {} ± {} µs, {} samples",
+                kernel.name,
+                format_us(summary.median),
+                format_us(summary.mean),
+                format_us(summary.stddev),
+                summary.n
+            );
+        }
+        updates.push(Update {
+            device: device.map(str::to_string),
+            kernel: kernel.name.clone(),
+            shapes: shapes
+                .iter()
+                .map(|(shape, m)| (shape.to_string(), stamp.shape(shape, m)))
+                .collect(),
+            order: kernel.shapes.clone(),
+        });
+    }
+    updates
+}
+
+fn announce(written: &[baseline::Written]) {
+    for written in written {
         if let Some(previous) = &written.replaced_device {
             outln!(
                 "{}: {} held baselines of {previous:?}, another device whose name shares the folder; they were replaced",
@@ -131,11 +154,6 @@ pub fn run(options: &RefreshOptions) -> Result<u8> {
             written.total
         );
     }
-    Ok(if all_written {
-        exit::PASS
-    } else {
-        exit::GATE_FAILED
-    })
 }
 
 /// The provenance shared by every shape written in one refresh.
