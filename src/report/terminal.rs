@@ -60,32 +60,7 @@ impl Exporter for Terminal {
                 }
             }
         }
-        for result in &run.results {
-            if let Some(message) = &result.message {
-                let mut lines = message.lines();
-                out.push_str(&format!(
-                    "{}/{}: {}: {}\n",
-                    result.kernel,
-                    result.shape,
-                    result.verdict,
-                    lines.next().unwrap_or_default()
-                ));
-                // The rest of a long message, such as a compiler log with file(line) errors.
-                for line in lines.take(MESSAGE_LINES) {
-                    out.push_str(&format!("    {line}\n"));
-                }
-            }
-            if result.verdict == Verdict::Incorrect {
-                if let Some(errors) = describe_errors(result) {
-                    out.push_str(&format!("    {errors}\n"));
-                }
-            }
-            if let Some(tail) = &result.stderr_tail {
-                for line in tail.lines() {
-                    out.push_str(&format!("    | {line}\n"));
-                }
-            }
-        }
+        out.push_str(&messages(run));
         for kernel in &run.kernels {
             let word = if kernel.verdict.passed() {
                 "PASS"
@@ -103,6 +78,39 @@ impl Exporter for Terminal {
         // The cells were neutralised one by one, so the columns line up; this catches the rest.
         neutralise(&out).into_owned()
     }
+}
+
+/// Each shape's message (its first lines), the output errors of a wrong result, and the
+/// harness's stderr, under the shape they belong to.
+fn messages(run: &RunRecord) -> String {
+    let mut out = String::new();
+    for result in &run.results {
+        if let Some(message) = &result.message {
+            let mut lines = message.lines();
+            out.push_str(&format!(
+                "{}/{}: {}: {}\n",
+                result.kernel,
+                result.shape,
+                result.verdict,
+                lines.next().unwrap_or_default()
+            ));
+            // The rest of a long message, such as a compiler log with file(line) errors.
+            for line in lines.take(MESSAGE_LINES) {
+                out.push_str(&format!("    {line}\n"));
+            }
+        }
+        if result.verdict == Verdict::Incorrect {
+            if let Some(errors) = describe_errors(result) {
+                out.push_str(&format!("    {errors}\n"));
+            }
+        }
+        if let Some(tail) = &result.stderr_tail {
+            for line in tail.lines() {
+                out.push_str(&format!("    | {line}\n"));
+            }
+        }
+    }
+    out
 }
 
 /// A table cell from a record's text.
