@@ -130,7 +130,7 @@ pub struct ShapeResult {
     pub stderr_tail: Option<String>,
     pub baseline_commit: Option<String>,
     /// Extra facts the harness reported: for CUDA kernels the driver, clocks, batch size, seed.
-    pub details: Option<serde_json::Map<String, serde_json::Value>>,
+    pub details: Option<crate::measure::Details>,
     /// Speedup over each of the kernel's peers on this shape.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub peers: Vec<PeerSpeedup>,

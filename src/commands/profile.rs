@@ -91,8 +91,7 @@ fn resources_of(outcome: &Outcome) -> Vec<Resources> {
     outcome
         .as_ref()
         .ok()
-        .and_then(|m| m.details.as_ref()?.get("resources").cloned())
-        .and_then(|value| serde_json::from_value(value).ok())
+        .and_then(|m| m.details.as_ref()?.resources.clone())
         .unwrap_or_default()
 }
 
