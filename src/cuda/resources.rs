@@ -7,7 +7,7 @@ use std::path::Path;
 
 use indexmap::IndexMap;
 
-use super::driver::{DeviceInfo, Function};
+use super::driver::{self, DeviceInfo, Function};
 use super::spec::ResolvedLaunch;
 use crate::profile::Resources;
 
@@ -24,7 +24,7 @@ pub fn collect(
     device: &DeviceInfo,
     ptxas_log: &str,
     sass: Option<&HashMap<String, IndexMap<String, u64>>>,
-) -> Result<Vec<Resources>, String> {
+) -> driver::Result<Vec<Resources>> {
     let spills = spill_bytes(ptxas_log);
     let warp_slots = (device.max_threads_per_sm / 32).max(1) as f64;
     let mut seen = Vec::new();

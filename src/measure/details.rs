@@ -183,7 +183,8 @@ mod tests {
     #[test]
     fn a_command_harnesss_own_keys_round_trip() {
         // `batch` is not a count here and `method` names no timing method: both stay as written.
-        let text = r#"{"batch":"auto","method":"cupti","pilot_us":5,"mismatches":3,"nested":{"a":[1,2]}}"#;
+        let text =
+            r#"{"batch":"auto","method":"cupti","pilot_us":5,"mismatches":3,"nested":{"a":[1,2]}}"#;
         let read = details(text);
         assert_eq!(read.batch, None);
         assert_eq!(read.method, None);
