@@ -111,7 +111,7 @@ pub fn profile_table<'a>(rows: impl Iterator<Item = Row<'a>>) -> Table {
         table.add_row([
             kernel.to_string(),
             shape.to_string(),
-            or_dash(profile.class.clone()),
+            or_dash(profile.class.map(|class| class.to_string())),
             floor_cell(profile),
             registers_cell(profile),
             format!(
@@ -145,7 +145,7 @@ pub fn profile_markdown<'a>(rows: impl Iterator<Item = Row<'a>>) -> String {
         let _ = writeln!(
             out,
             "| {label} | {} | {} | {} | {} | {} | {} | {} |",
-            escape_inline(&or_dash(profile.class.clone())),
+            escape_inline(&or_dash(profile.class.map(|class| class.to_string()))),
             floor_cell(profile),
             registers_cell(profile),
             or_dash(profile.metric("tensor_pipe_pct").map(number)),

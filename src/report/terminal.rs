@@ -158,7 +158,7 @@ fn peer_table(run: &RunRecord) -> Table {
                     .candidate_median_us
                     .map_or("—".to_string(), format_us),
                 format!("{:.2}×", peer.speedup),
-                cell(&peer.rating),
+                cell(peer.rating.as_str()),
             ]);
         }
     }
