@@ -315,3 +315,27 @@ fn cubin(program: rtc_sys::nvrtcProgram) -> Result<Vec<u8>, NvrtcError> {
         .map_err(|err| NvrtcError::GetCubin(format!("{err:?}")))?;
     Ok(image)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_compile_error_names_the_file_the_compiler_and_the_log() {
+        let error = CompileError {
+            file: "kernels/softmax.cu".into(),
+            nvrtc: "13.0".into(),
+            arch: "sm_90a".into(),
+            log: "kernels/softmax.cu(12): error: identifier \"acc\" is undefined".into(),
+            hint: "",
+        };
+        assert_eq!(
+            error.to_string(),
+            "compile error in kernels/softmax.cu (NVRTC 13.0, sm_90a):\nkernels/softmax.cu(12): error: identifier \"acc\" is undefined"
+        );
+        assert_eq!(
+            NvrtcError::NulInOption("-I\0".into()).to_string(),
+            "option \"-I\\0\" contains a NUL byte"
+        );
+    }
+}

@@ -94,3 +94,52 @@ pub enum RunnerError {
 }
 
 pub type Result<T, E = RunnerError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_read_as_the_reports_print_them() {
+        let spec = RunnerError::Spec(vec![
+            ("grid".into(), "must be positive".into()),
+            ("args[1]".into(), "unknown tensor".into()),
+        ]);
+        assert_eq!(
+            spec.to_string(),
+            "cuda.grid: must be positive; cuda.args[1]: unknown tensor"
+        );
+        let width = RunnerError::ArgumentWidth {
+            entry: "saxpy".into(),
+            index: 2,
+            size: 8,
+            given: 4,
+            kind: "scalar",
+        };
+        assert_eq!(
+            width.to_string(),
+            "saxpy: parameter 2 is 8 bytes wide, but args[2] is a 4-byte scalar"
+        );
+        let memory = RunnerError::DeviceMemory {
+            need_gib: 90.04,
+            free_gib: 79.5,
+        };
+        assert_eq!(
+            memory.to_string(),
+            "the tensors need 90.0 GiB of GPU memory, 79.5 GiB is free"
+        );
+        let crashed = RunnerError::FailedWhileTimed(DriverError::Call {
+            call: "cuCtxSynchronize".into(),
+            name: "CUDA_ERROR_ILLEGAL_ADDRESS".into(),
+            text: "an illegal memory access was encountered".into(),
+        });
+        assert_eq!(
+            crashed.to_string(),
+            "the kernel failed while being timed: cuCtxSynchronize: CUDA_ERROR_ILLEGAL_ADDRESS (an illegal memory access was encountered)"
+        );
+        assert_eq!(
+            RunnerError::MissingVariable("GATEKEEPER_SEED").to_string(),
+            "GATEKEEPER_SEED is not set: the CUDA runner is started by gatekeeper"
+        );
+    }
+}
