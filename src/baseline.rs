@@ -64,7 +64,7 @@ pub struct Provenance {
     pub kernel: serde_json::Value,
     /// What the harness reported about the measurement (device clocks, driver, batch size).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub measurement: Option<serde_json::Map<String, serde_json::Value>>,
+    pub measurement: Option<crate::measure::Details>,
 }
 
 /// Longest device name used as a folder name without a hash.

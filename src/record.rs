@@ -126,7 +126,7 @@ pub struct ShapeResult {
     pub stderr_tail: Option<String>,
     pub baseline_commit: Option<String>,
     /// Extra facts the harness reported: for CUDA kernels the driver, clocks, batch size, seed.
-    pub details: Option<serde_json::Map<String, serde_json::Value>>,
+    pub details: Option<crate::measure::Details>,
     /// Speedup over each of the kernel's peers on this shape.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub peers: Vec<PeerSpeedup>,
@@ -275,22 +275,50 @@ pub struct PeerSpeedup {
     pub kernel: String,
     pub median_us: f64,
     pub speedup: f64,
-    /// Excellent ≥ 2×, Good ≥ 1.5×, Modest ≥ 1.1×, Parity ≥ 0.9×, Regression below.
-    pub rating: String,
+    pub rating: Rating,
 }
 
-/// The seed report's words for a speedup.
-pub fn rate_speedup(speedup: f64) -> &'static str {
+/// The seed report's words for a speedup: Excellent ≥ 2×, Good ≥ 1.5×, Modest ≥ 1.1×,
+/// Parity ≥ 0.9×, Regression below.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Rating {
+    Excellent,
+    Good,
+    Modest,
+    Parity,
+    Regression,
+}
+
+impl Rating {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rating::Excellent => "Excellent",
+            Rating::Good => "Good",
+            Rating::Modest => "Modest",
+            Rating::Parity => "Parity",
+            Rating::Regression => "Regression",
+        }
+    }
+}
+
+impl std::fmt::Display for Rating {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The rating of a speedup.
+pub fn rate_speedup(speedup: f64) -> Rating {
     if speedup >= 2.0 {
-        "Excellent"
+        Rating::Excellent
     } else if speedup >= 1.5 {
-        "Good"
+        Rating::Good
     } else if speedup >= 1.1 {
-        "Modest"
+        Rating::Modest
     } else if speedup >= 0.9 {
-        "Parity"
+        Rating::Parity
     } else {
-        "Regression"
+        Rating::Regression
     }
 }
 
@@ -327,7 +355,7 @@ pub fn attach_peers(results: &mut [ShapeResult], peers_of: impl Fn(&str) -> Vec<
                 let median_us = median_of(&peer, &result.shape)?;
                 let speedup = median_us / own;
                 Some(PeerSpeedup {
-                    rating: rate_speedup(speedup).to_string(),
+                    rating: rate_speedup(speedup),
                     kernel: peer,
                     median_us,
                     speedup,
@@ -534,7 +562,7 @@ mod tests {
         let speedups: Vec<(String, f64, String)> = results[0]
             .peers
             .iter()
-            .map(|p| (p.kernel.clone(), p.speedup, p.rating.clone()))
+            .map(|p| (p.kernel.clone(), p.speedup, p.rating.to_string()))
             .collect();
         assert_eq!(
             speedups,
@@ -544,7 +572,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            [2.0, 1.5, 1.1, 0.9, 0.89].map(rate_speedup),
+            [2.0, 1.5, 1.1, 0.9, 0.89].map(|s| rate_speedup(s).as_str()),
             ["Excellent", "Good", "Modest", "Parity", "Regression"]
         );
     }

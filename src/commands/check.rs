@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::exit;
 use crate::git::Repo;
-use crate::measure::{Harness, Outcome};
+use crate::measure::{Details, Harness, Outcome};
 use crate::outln;
 use crate::plan::{self, Job, Selection};
 use crate::record::{self, BaselineLookup, PassFail, RunRecord, ShapeResult};
@@ -243,17 +243,11 @@ fn method_changed(
     found: &crate::baseline::ShapeBaseline,
     outcome: &crate::measure::Outcome,
 ) -> Option<String> {
-    let method = |details: Option<&serde_json::Map<String, serde_json::Value>>| {
-        details
-            .and_then(|d| d.get("method"))
-            .and_then(|m| m.as_str())
-            .map(str::to_string)
-    };
-    let before = method(found.provenance.measurement.as_ref())?;
-    let now = method(outcome.as_ref().ok()?.details.as_ref())?;
-    (before != now).then(|| {
-        format!("the baseline was timed as {before}, this run as {now} (the kernel is near the batching threshold); refresh the baseline")
-    })
+    let (before, now) = Details::timing_changed(
+        found.provenance.measurement.as_ref(),
+        outcome.as_ref().ok()?.details.as_ref(),
+    )?;
+    Some(format!("the baseline was timed as {before}, this run as {now} (the kernel is near the batching threshold); refresh the baseline"))
 }
 
 fn describe_params(params: &crate::config::Params) -> String {

@@ -8,55 +8,68 @@ use crate::outln;
 
 /// One line per check; exit 0 when CUDA kernels can run here, 2 when they cannot.
 pub fn run() -> u8 {
-    let mut usable = true;
-    let line = |ok: bool, what: &str, detail: String| {
-        outln!("{} {what}: {detail}", if ok { "ok  " } else { "FAIL" });
-    };
-
+    let (gpu_ok, bus_id) = driver_and_gpu();
+    let nvrtc_ok = nvrtc();
+    headers();
+    nsight_compute();
     // The GPU the runner uses (device 0), to pick its line out of nvidia-smi on multi-GPU hosts.
-    let mut bus_id: Option<String> = None;
+    clocks(bus_id.as_deref());
+    other_processes(bus_id.as_deref());
+    if gpu_ok && nvrtc_ok {
+        exit::PASS
+    } else {
+        outln!("CUDA kernels cannot run on this machine.");
+        exit::USAGE_OR_ENVIRONMENT
+    }
+}
+
+fn line(ok: bool, what: &str, detail: String) {
+    outln!("{} {what}: {detail}", if ok { "ok  " } else { "FAIL" });
+}
+
+/// The driver and the runner's GPU (device 0): whether it opens, and its PCI bus id.
+fn driver_and_gpu() -> (bool, Option<String>) {
     if !driver::driver_present() {
         line(
             false,
             "CUDA driver",
             "libcuda.so not found: no NVIDIA driver on this machine".into(),
         );
-        usable = false;
-    } else {
-        match driver::Gpu::open() {
-            Ok(gpu) => {
-                let info = &gpu.info;
-                line(
-                    true,
-                    "CUDA driver",
-                    format!(
-                        "{}.{} (CUDA driver API)",
-                        info.driver_version / 1000,
-                        (info.driver_version % 1000) / 10
-                    ),
-                );
-                bus_id = Some(info.pci_bus_id.clone());
-                line(
-                    true,
-                    "GPU",
-                    format!(
-                        "{} (sm_{}{}, {} SMs, {} MiB L2, PCI {})",
-                        info.name,
-                        info.compute_capability.0,
-                        info.compute_capability.1,
-                        info.multiprocessors,
-                        info.l2_bytes >> 20,
-                        info.pci_bus_id
-                    ),
-                );
-            }
-            Err(why) => {
-                line(false, "GPU", why);
-                usable = false;
-            }
+        return (false, None);
+    }
+    match driver::Gpu::open() {
+        Ok(gpu) => {
+            let info = &gpu.info;
+            line(
+                true,
+                "CUDA driver",
+                format!("{} (CUDA driver API)", info.driver_release()),
+            );
+            line(
+                true,
+                "GPU",
+                format!(
+                    "{} (sm_{}{}, {} SMs, {} MiB L2, PCI {})",
+                    info.name,
+                    info.compute_capability.0,
+                    info.compute_capability.1,
+                    info.multiprocessors,
+                    info.l2_bytes >> 20,
+                    info.pci_bus_id
+                ),
+            );
+            (true, Some(info.pci_bus_id.clone()))
+        }
+        Err(why) => {
+            line(false, "GPU", why.to_string());
+            (false, None)
         }
     }
-    if driver::nvrtc_present() {
+}
+
+fn nvrtc() -> bool {
+    let found = driver::nvrtc_present();
+    if found {
         line(true, "NVRTC", "libnvrtc.so found".into());
     } else {
         line(
@@ -65,8 +78,11 @@ pub fn run() -> u8 {
             "libnvrtc.so not found: install the CUDA toolkit or add its lib64 to LD_LIBRARY_PATH"
                 .into(),
         );
-        usable = false;
     }
+    found
+}
+
+fn headers() {
     match compile::cuda_include_dir() {
         Some(dir) => line(true, "CUDA headers", dir.display().to_string()),
         None => line(
@@ -76,6 +92,9 @@ pub fn run() -> u8 {
                 .into(),
         ),
     }
+}
+
+fn nsight_compute() {
     match first_line("ncu", &["--version"]) {
         Some(version) => line(true, "Nsight Compute", version),
         None => line(
@@ -84,14 +103,18 @@ pub fn run() -> u8 {
             "ncu not on PATH (needed only for profiling)".into(),
         ),
     }
+}
+
+/// The GPU's clocks, temperature and power, and whether anything holds the clocks down.
+fn clocks(bus_id: Option<&str>) {
     let query =
         "name,clocks.sm,clocks.max.sm,clocks_event_reasons.active,temperature.gpu,power.draw";
     let mut args = vec![
         format!("--query-gpu={query}"),
         "--format=csv,noheader".to_string(),
     ];
-    if let Some(id) = &bus_id {
-        args.extend(["-i".to_string(), id.clone()]);
+    if let Some(id) = bus_id {
+        args.extend(["-i".to_string(), id.to_string()]);
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     match first_line("nvidia-smi", &args) {
@@ -111,6 +134,10 @@ pub fn run() -> u8 {
         }
         None => line(false, "clocks", "nvidia-smi not available".into()),
     }
+}
+
+/// Other processes on the runner's GPU, which skew timings.
+fn other_processes(bus_id: Option<&str>) {
     match Command::new("nvidia-smi")
         .args([
             "--query-compute-apps=gpu_bus_id,pid,process_name,used_memory",
@@ -124,7 +151,7 @@ pub fn run() -> u8 {
                 .filter(|l| !l.trim().is_empty())
                 .filter(|l| {
                     let app_bus = l.split(',').next().unwrap_or("");
-                    bus_id.as_deref().is_none_or(|id| same_bus(app_bus, id))
+                    bus_id.is_none_or(|id| same_bus(app_bus, id))
                 })
                 .collect::<Vec<_>>()
                 .join("; ");
@@ -139,12 +166,6 @@ pub fn run() -> u8 {
             }
         }
         _ => line(false, "other processes", "nvidia-smi not available".into()),
-    }
-    if usable {
-        exit::PASS
-    } else {
-        outln!("CUDA kernels cannot run on this machine.");
-        exit::USAGE_OR_ENVIRONMENT
     }
 }
 

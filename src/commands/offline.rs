@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use super::{finish, ReportPaths};
 use crate::config::GateSettings;
 use crate::error::{Error, Result};
+use crate::measure::Details;
 use crate::record::{self, RunRecord, ShapeResult};
 
 /// Thresholds given on the command line, over those stored in the record.
@@ -150,7 +151,7 @@ pub fn compare(
                     baseline.display(),
                     device_name(&result.device)
                 )),
-                Some(b) if method(b) != method(result) => Err(format!(
+                Some(b) if timed_differently(b, result) => Err(format!(
                     "timed as {} in {}, as {} here: never compared",
                     method(b).unwrap_or("unknown"),
                     baseline.display(),
@@ -170,8 +171,13 @@ pub fn compare(
 }
 
 /// How a result's samples were taken (`details.method`), when the harness said.
-fn method(result: &ShapeResult) -> Option<&str> {
-    result.details.as_ref()?.get("method")?.as_str()
+fn method(result: &ShapeResult) -> Option<&'static str> {
+    Some(result.details.as_ref()?.method?.as_str())
+}
+
+/// Whether `baseline` was timed another way than `result`, so it cannot judge it.
+fn timed_differently(baseline: &ShapeResult, result: &ShapeResult) -> bool {
+    Details::timing_changed(baseline.details.as_ref(), result.details.as_ref()).is_some()
 }
 
 fn b_commit(run: &RunRecord) -> Option<&str> {

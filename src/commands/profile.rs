@@ -14,10 +14,10 @@ use crate::baseline::device_slug;
 use crate::config::{Config, KernelProfile};
 use crate::error::{Error, Result};
 use crate::exit;
-use crate::measure::{Outcome, RunSettings};
+use crate::measure::{CommandHarness, Outcome, RunSettings};
 use crate::plan::{self, Job, Selection};
 use crate::profile::ncu::Profiler;
-use crate::profile::{self, MetricValue, Resources, ShapeProfile};
+use crate::profile::{self, BoundClass, MetricValue, Resources, ShapeProfile};
 use crate::record::ShapeResult;
 use crate::report::{neutralise, profile_table, ProfileRow};
 use crate::{errln, output};
@@ -103,8 +103,7 @@ fn resources_of(outcome: &Outcome) -> Vec<Resources> {
     outcome
         .as_ref()
         .ok()
-        .and_then(|m| m.details.as_ref()?.get("resources").cloned())
-        .and_then(|value| serde_json::from_value(value).ok())
+        .and_then(|m| m.details.as_ref()?.resources.clone())
         .unwrap_or_default()
 }
 
@@ -214,7 +213,6 @@ pub fn run(options: &ProfileOptions) -> Result<u8> {
     }
     super::prepare_reports([options.json.as_deref(), options.markdown.as_deref()])?;
     let harness = harness_for(&config, &jobs)?;
-    let settings: RunSettings = run_settings(&config);
     let profiler = Profiler::find();
     let metrics = match &profiler {
         Ok(profiler) => metrics_for(&config, profiler, &jobs)?,
@@ -223,6 +221,32 @@ pub fn run(options: &ProfileOptions) -> Result<u8> {
             Vec::new()
         }
     };
+    let rows = profile_all(&config, &jobs, &harness, profiler.as_ref(), &metrics);
+
+    // Files first: a reader who stops reading stdout (`| head`) must not cost them. One that
+    // cannot be written fails the command after the findings show.
+    let written = write_reports(options, &rows);
+    let (text, failed) = findings(&rows, profiler.as_ref().err());
+    // Error messages come from the runner and the compiler: neutralised for the terminal.
+    output::print(&neutralise(&text));
+    written?;
+    let errors = rows.iter().filter(|r| r.error.is_some()).count();
+    Ok(if failed > 0 || errors > 0 {
+        exit::GATE_FAILED
+    } else {
+        exit::PASS
+    })
+}
+
+/// Runs every job once: under `ncu` where there is one, else bare for the static resources.
+fn profile_all<'j>(
+    config: &Config,
+    jobs: &'j [Job],
+    harness: &CommandHarness,
+    profiler: std::result::Result<&Profiler, &String>,
+    metrics: &[(String, String)],
+) -> Vec<ProfiledShape<'j>> {
+    let settings: RunSettings = run_settings(config);
     let empty = KernelProfile::default();
     let mut rows = Vec::new();
     for (index, job) in jobs.iter().enumerate() {
@@ -233,12 +257,12 @@ pub fn run(options: &ProfileOptions) -> Result<u8> {
             job.kernel.name,
             job.shape
         );
-        let (outcome, measured) = match &profiler {
+        let (outcome, measured) = match profiler {
             Ok(profiler) => profiler.profile(
                 &harness.workdir,
                 &harness.cuda_runner,
                 job,
-                &metrics,
+                metrics,
                 &settings,
             ),
             Err(why) => {
@@ -257,7 +281,7 @@ pub fn run(options: &ProfileOptions) -> Result<u8> {
         let error = outcome.as_ref().err().map(|f| f.message.clone());
         let profile = error.is_none().then(|| {
             build(
-                &config,
+                config,
                 spec,
                 job,
                 device.as_deref(),
@@ -273,14 +297,16 @@ pub fn run(options: &ProfileOptions) -> Result<u8> {
             profile,
         });
     }
+    rows
+}
 
-    // Files first: a reader who stops reading stdout (`| head`) must not cost them. One that
-    // cannot be written fails the command after the findings show.
-    let written = write_reports(options, &rows);
+/// The terminal's text: the table, each shape's class, errors and missed limits, and a summary
+/// line; with the number of limits missed.
+fn findings(rows: &[ProfiledShape], not_profiled: Option<&String>) -> (String, usize) {
     let table = profile_table(rows.iter().map(ProfiledShape::row));
     let mut text = format!("{table}\n");
     let mut failed = 0;
-    for row in &rows {
+    for row in rows {
         if let Some(error) = &row.error {
             let _ = writeln!(text, "{}/{}: error: {error}", row.kernel, row.shape);
         }
@@ -293,7 +319,7 @@ pub fn run(options: &ProfileOptions) -> Result<u8> {
                 "{}/{}: {}: {evidence}",
                 row.kernel,
                 row.shape,
-                profile.class.as_deref().unwrap_or("?")
+                profile.class.map_or("?", BoundClass::as_str)
             );
         }
         for check in profile.failed_checks() {
@@ -307,7 +333,7 @@ pub fn run(options: &ProfileOptions) -> Result<u8> {
             );
         }
     }
-    if let Err(why) = &profiler {
+    if let Some(why) = not_profiled {
         let _ = writeln!(text, "metrics not profiled: {why}");
     }
     let errors = rows.iter().filter(|r| r.error.is_some()).count();
@@ -316,14 +342,7 @@ pub fn run(options: &ProfileOptions) -> Result<u8> {
         "gatekeeper profile: {} shapes, {failed} limits missed, {errors} errors",
         rows.len()
     );
-    // Error messages come from the runner and the compiler: neutralised for the terminal.
-    output::print(&neutralise(&text));
-    written?;
-    Ok(if failed > 0 || errors > 0 {
-        exit::GATE_FAILED
-    } else {
-        exit::PASS
-    })
+    (text, failed)
 }
 
 /// `--json` and `--markdown`, where asked for.

@@ -24,6 +24,42 @@ pub struct Compiled {
     pub log: String,
 }
 
+/// Why a unit did not compile: the compiler's log (with `file(line): error: ...` lines), or
+/// what kept NVRTC from producing a CUBIN.
+#[derive(Debug, thiserror::Error)]
+#[error("compile error in {file} (NVRTC {nvrtc}, {arch}):\n{log}{hint}")]
+pub struct CompileError {
+    pub file: String,
+    pub nvrtc: String,
+    pub arch: String,
+    /// The log, or the reason, without trailing whitespace.
+    pub log: String,
+    /// A hint at the cause, on a line of its own, or nothing.
+    pub hint: &'static str,
+}
+
+/// What went wrong inside one NVRTC compilation.
+#[derive(Debug, thiserror::Error)]
+enum NvrtcError {
+    /// The compiler's log, or the call's error where the log is empty.
+    #[error("{0}")]
+    Rejected(String),
+    #[error("{0}: the source contains a NUL byte")]
+    NulInSource(String),
+    #[error("bad source name")]
+    SourceName,
+    #[error("option {0:?} contains a NUL byte")]
+    NulInOption(String),
+    #[error("nvrtcCreateProgram: {0}")]
+    Create(String),
+    #[error("nvrtcGetCUBINSize: {0} (compile for a real sm_XX architecture, not compute_XX)")]
+    CubinSize(String),
+    #[error("NVRTC produced no CUBIN (the architecture must be sm_XX, not compute_XX)")]
+    NoCubin,
+    #[error("nvrtcGetCUBIN: {0}")]
+    GetCubin(String),
+}
+
 /// What to compile.
 pub struct Unit<'a> {
     pub text: &'a [u8],
@@ -168,7 +204,7 @@ fn collect_sources(folder: &Path, depth: usize, files: &mut Vec<PathBuf>) {
 
 /// Compiles `unit`, or loads it from the cache. The error is the compiler log (with
 /// `file(line): error: ...` lines) or a message naming what is missing.
-pub fn compile(unit: &Unit) -> Result<Compiled, String> {
+pub fn compile(unit: &Unit) -> Result<Compiled, CompileError> {
     let source = unit.text;
     let include = cuda_include_dir();
     let options = full_options(unit, include.as_deref());
@@ -196,18 +232,20 @@ pub fn compile(unit: &Unit) -> Result<Compiled, String> {
             });
         }
     }
-    let (cubin, log) = nvrtc_compile(unit, source, &options).map_err(|log| {
+    let (cubin, log) = nvrtc_compile(unit, source, &options).map_err(|err| {
+        let log = err.to_string();
         let hint = if include.is_none() && log.contains("cannot open source file") {
             "\n(no CUDA include folder was found: set CUDA_HOME to the toolkit's folder)"
         } else {
             ""
         };
-        format!(
-            "compile error in {} (NVRTC {nvrtc}, {}):\n{}{hint}",
-            unit.display_name,
-            unit.arch,
-            log.trim_end()
-        )
+        CompileError {
+            file: unit.display_name.to_string(),
+            nvrtc: nvrtc.clone(),
+            arch: unit.arch.to_string(),
+            log: log.trim_end().to_string(),
+            hint,
+        }
     })?;
     // A cache that cannot be written only costs time.
     let path = cached_path.filter(|path| {
@@ -229,17 +267,15 @@ fn nvrtc_compile(
     unit: &Unit,
     source: &[u8],
     options: &[String],
-) -> Result<(Vec<u8>, String), String> {
+) -> Result<(Vec<u8>, String), NvrtcError> {
     let source = CString::new(source.to_vec())
-        .map_err(|_| format!("{}: the source contains a NUL byte", unit.display_name))?;
-    let name = CString::new(unit.display_name).map_err(|_| "bad source name".to_string())?;
-    for option in options {
-        if option.contains('\0') {
-            return Err(format!("option {option:?} contains a NUL byte"));
-        }
+        .map_err(|_| NvrtcError::NulInSource(unit.display_name.to_string()))?;
+    let name = CString::new(unit.display_name).map_err(|_| NvrtcError::SourceName)?;
+    if let Some(option) = options.iter().find(|option| option.contains('\0')) {
+        return Err(NvrtcError::NulInOption(option.clone()));
     }
     let program = rtc::create_program(&source, Some(&name))
-        .map_err(|err| format!("nvrtcCreateProgram: {err:?}"))?;
+        .map_err(|err| NvrtcError::Create(format!("{err:?}")))?;
     let compiled = unsafe { rtc::compile_program(program, options) };
     let log = unsafe { rtc::get_program_log(program) }
         .map(|log| {
@@ -252,11 +288,11 @@ fn nvrtc_compile(
         })
         .unwrap_or_default();
     let result = match compiled {
-        Err(err) => Err(if log.trim().is_empty() {
+        Err(err) => Err(NvrtcError::Rejected(if log.trim().is_empty() {
             format!("{err:?}")
         } else {
             log
-        }),
+        })),
         Ok(()) => cubin(program).map(|image| (image, log)),
     };
     unsafe {
@@ -265,19 +301,41 @@ fn nvrtc_compile(
     result
 }
 
-fn cubin(program: rtc_sys::nvrtcProgram) -> Result<Vec<u8>, String> {
+fn cubin(program: rtc_sys::nvrtcProgram) -> Result<Vec<u8>, NvrtcError> {
     let mut size = 0usize;
     unsafe { rtc_sys::nvrtcGetCUBINSize(program, &mut size) }
         .result()
-        .map_err(|err| format!("nvrtcGetCUBINSize: {err:?} (compile for a real sm_XX architecture, not compute_XX)"))?;
+        .map_err(|err| NvrtcError::CubinSize(format!("{err:?}")))?;
     if size == 0 {
-        return Err(
-            "NVRTC produced no CUBIN (the architecture must be sm_XX, not compute_XX)".to_string(),
-        );
+        return Err(NvrtcError::NoCubin);
     }
     let mut image = vec![0u8; size];
     unsafe { rtc_sys::nvrtcGetCUBIN(program, image.as_mut_ptr() as *mut std::ffi::c_char) }
         .result()
-        .map_err(|err| format!("nvrtcGetCUBIN: {err:?}"))?;
+        .map_err(|err| NvrtcError::GetCubin(format!("{err:?}")))?;
     Ok(image)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_compile_error_names_the_file_the_compiler_and_the_log() {
+        let error = CompileError {
+            file: "kernels/softmax.cu".into(),
+            nvrtc: "13.0".into(),
+            arch: "sm_90a".into(),
+            log: "kernels/softmax.cu(12): error: identifier \"acc\" is undefined".into(),
+            hint: "",
+        };
+        assert_eq!(
+            error.to_string(),
+            "compile error in kernels/softmax.cu (NVRTC 13.0, sm_90a):\nkernels/softmax.cu(12): error: identifier \"acc\" is undefined"
+        );
+        assert_eq!(
+            NvrtcError::NulInOption("-I\0".into()).to_string(),
+            "option \"-I\\0\" contains a NUL byte"
+        );
+    }
 }

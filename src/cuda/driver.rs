@@ -1,6 +1,7 @@
 //! A small, checked layer over the CUDA driver API (through cudarc's `result` bindings). Every
-//! `unsafe` block of the CUDA runner lives here; the rest of the runner sees owned handles that
-//! free themselves and errors that say which call failed.
+//! driver call of the CUDA runner is made here, so the runner has no `unsafe` block of its own:
+//! it sees owned handles that free themselves and errors that say which call failed. NVRTC's
+//! calls (unsafe too) are made in [`super::compile`].
 //!
 //! cudarc's higher-level API is not used on purpose: it records events and synchronises behind
 //! the caller's back, which a timing harness cannot allow.
@@ -10,11 +11,32 @@ use std::ffi::{c_void, CString};
 use cudarc::driver::result as cu;
 use cudarc::driver::sys;
 
-pub type Result<T> = std::result::Result<T, String>;
+pub type Result<T> = std::result::Result<T, DriverError>;
 
-/// Names a failed driver call: `cuLaunchKernel(attention): CUDA_ERROR_ILLEGAL_ADDRESS (an illegal
-/// memory access was encountered)`.
-fn fail(call: &str, err: cu::DriverError) -> String {
+/// What went wrong in a call to the driver, or in the arguments this layer was given.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    /// A failed driver call, named: `cuLaunchKernel(attention): CUDA_ERROR_ILLEGAL_ADDRESS (an
+    /// illegal memory access was encountered)`.
+    #[error("{call}: {name} ({text})")]
+    Call {
+        call: String,
+        name: String,
+        text: String,
+    },
+    #[error("the CUDA driver sees no device")]
+    NoDevice,
+    #[error("guard element of {0} bytes")]
+    GuardElement(usize),
+    #[error("upload of {given} bytes into a {size}-byte buffer")]
+    UploadSize { given: usize, size: usize },
+    #[error("bad entry name {0:?}")]
+    EntryName(String),
+    #[error("{0}: cannot count its parameters")]
+    ParameterCount(String),
+}
+
+fn fail(call: &str, err: cu::DriverError) -> DriverError {
     let name = err
         .error_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -23,7 +45,11 @@ fn fail(call: &str, err: cu::DriverError) -> String {
         .error_string()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    format!("{call}: {name} ({text})")
+    DriverError::Call {
+        call: call.to_string(),
+        name,
+        text,
+    }
 }
 
 /// Whether the CUDA driver library can be loaded. cudarc panics when it cannot, so this asks
@@ -50,6 +76,20 @@ pub struct DeviceInfo {
     pub max_threads_per_sm: i32,
 }
 
+impl DeviceInfo {
+    /// The driver's version as NVIDIA writes it: 12080 is `12.8`.
+    pub fn driver_release(&self) -> String {
+        let version = self.driver_version;
+        format!("{}.{}", version / 1000, (version % 1000) / 10)
+    }
+}
+
+/// Free device memory in bytes, on the device of the current context.
+pub fn free_memory() -> Result<usize> {
+    let (free, _total) = cu::mem_get_info().map_err(|e| fail("cuMemGetInfo", e))?;
+    Ok(free)
+}
+
 /// The primary context of device 0 (pick devices with `CUDA_VISIBLE_DEVICES`), current on
 /// this thread for as long as it lives.
 pub struct Gpu {
@@ -62,7 +102,7 @@ impl Gpu {
         cu::init().map_err(|e| fail("cuInit", e))?;
         let count = cu::device::get_count().map_err(|e| fail("cuDeviceGetCount", e))?;
         if count == 0 {
-            return Err("the CUDA driver sees no device".to_string());
+            return Err(DriverError::NoDevice);
         }
         let device = cu::device::get(0).map_err(|e| fail("cuDeviceGet", e))?;
         unsafe {
@@ -145,7 +185,7 @@ impl Buffer {
     /// [`GUARD_BYTES`], so each band starts on an element boundary of the payload's type.
     pub fn new(bytes: usize, guard: &[u8]) -> Result<Buffer> {
         if guard.is_empty() || GUARD_BYTES % guard.len() != 0 {
-            return Err(format!("guard element of {} bytes", guard.len()));
+            return Err(DriverError::GuardElement(guard.len()));
         }
         let total = bytes + 2 * GUARD_BYTES;
         let base = unsafe { cu::malloc_sync(total) }
@@ -163,11 +203,10 @@ impl Buffer {
 
     pub fn upload(&self, data: &[u8]) -> Result<()> {
         if data.len() != self.bytes {
-            return Err(format!(
-                "upload of {} bytes into a {}-byte buffer",
-                data.len(),
-                self.bytes
-            ));
+            return Err(DriverError::UploadSize {
+                given: data.len(),
+                size: self.bytes,
+            });
         }
         unsafe { cu::memcpy_htod_sync(self.ptr(), data) }.map_err(|e| fail("cuMemcpyHtoD", e))
     }
@@ -379,7 +418,7 @@ impl Module {
     }
 
     pub fn function(&self, entry: &str) -> Result<Function> {
-        let name = CString::new(entry).map_err(|_| format!("bad entry name {entry:?}"))?;
+        let name = CString::new(entry).map_err(|_| DriverError::EntryName(entry.to_string()))?;
         let raw = unsafe { cu::module::get_function(self.raw, name) }.map_err(|e| {
             fail(
                 &format!("cuModuleGetFunction({entry}): is it declared extern \"C\" __global__?"),
@@ -487,7 +526,7 @@ impl Function {
                 }
             }
             if sizes.len() > 4096 {
-                return Err(format!("{}: cannot count its parameters", self.name));
+                return Err(DriverError::ParameterCount(self.name.clone()));
             }
         }
     }

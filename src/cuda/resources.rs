@@ -6,31 +6,11 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use indexmap::IndexMap;
-use serde::{Deserialize, Serialize};
 
-use super::driver::{DeviceInfo, Function};
+use super::driver::{self, DeviceInfo, Function};
 use super::spec::ResolvedLaunch;
 
-/// Static resources of one compiled entry point, as the CUDA runner reports them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Resources {
-    pub entry: String,
-    pub registers: u32,
-    /// Spill stores + loads in bytes per thread, from ptxas; `None` when its report was not
-    /// available.
-    pub spill_bytes: Option<u64>,
-    /// Local memory per thread (stack frame, spills, local arrays).
-    pub local_bytes: u64,
-    pub static_shared_bytes: u64,
-    pub dynamic_shared_bytes: u64,
-    pub threads_per_block: u32,
-    pub blocks_per_sm: u32,
-    /// Theoretical occupancy: resident warps over the SM's warp slots, %.
-    pub occupancy_pct: f64,
-    /// Tensor-core instructions in the SASS by opcode (`HMMA`, `HGMMA`, `QGMMA`, ...); `None`
-    /// when no disassembler was found.
-    pub tensor_instructions: Option<IndexMap<String, u64>>,
-}
+pub use crate::measure::Resources;
 
 /// Opcodes of tensor-core instructions: mma.sync (HMMA, IMMA, DMMA, BMMA), warpgroup MMA
 /// (HGMMA, QGMMA, IGMMA, BGMMA) and the Blackwell UTC*MMA family.
@@ -45,7 +25,7 @@ pub fn collect(
     device: &DeviceInfo,
     ptxas_log: &str,
     sass: Option<&HashMap<String, IndexMap<String, u64>>>,
-) -> Result<Vec<Resources>, String> {
+) -> driver::Result<Vec<Resources>> {
     let spills = spill_bytes(ptxas_log);
     let warp_slots = (device.max_threads_per_sm / 32).max(1) as f64;
     let mut seen = Vec::new();

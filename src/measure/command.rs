@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use wait_timeout::ChildExt;
 
-use super::{Failure, Harness, Measurement, Outcome, RunSettings};
+use super::{Details, Failure, Harness, Measurement, Outcome, RunSettings};
 use crate::plan::Job;
 
 /// How much of each output stream is kept: the protocol only needs the end of stdout, and
@@ -140,7 +140,7 @@ impl Harness for CommandHarness {
             rel_l2_err: report.rel_l2_err,
             device: report.device,
             message: report.message,
-            details: report.details,
+            details: report.details.map(Details::from),
             stderr_tail,
         })
     }

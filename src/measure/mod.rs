@@ -2,8 +2,10 @@
 //! the reports explain.
 
 mod command;
+mod details;
 
 pub use command::{install_interrupt_handler, CommandHarness};
+pub use details::{Details, Resources, TimingMethod};
 
 use serde::{Deserialize, Serialize};
 
@@ -34,7 +36,7 @@ pub struct Measurement {
     /// The harness's explanation of a wrong result.
     pub message: Option<String>,
     /// Extra facts the harness reported (driver, clocks, batch size, mismatches, ...).
-    pub details: Option<serde_json::Map<String, serde_json::Value>>,
+    pub details: Option<Details>,
     /// Tail of the harness's stderr, kept for the reports when something looks wrong.
     pub stderr_tail: String,
 }

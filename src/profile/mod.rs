@@ -11,7 +11,7 @@ pub mod ncu;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-pub use crate::cuda::resources::Resources;
+pub use crate::measure::Resources;
 use crate::shape::Params;
 pub use crate::spec::profile::{metric_name, metric_names, DEFAULT_METRICS};
 use crate::spec::profile::{Bound, KernelProfile, Peaks, TensorCores};
@@ -64,9 +64,9 @@ pub struct ShapeProfile {
     pub resources: Vec<Resources>,
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub metrics: IndexMap<String, MetricValue>,
-    /// `compute-bound`, `memory-bound` or `latency-bound`, from the metrics.
+    /// What sets the kernel's time, from the metrics.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub class: Option<String>,
+    pub class: Option<BoundClass>,
     /// The numbers behind the class.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence: Option<String>,
@@ -119,8 +119,36 @@ fn spills_of(resources: &Resources) -> u64 {
     resources.spill_bytes.unwrap_or(resources.local_bytes)
 }
 
+/// What bounds a kernel's time, from its SM and memory throughput.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BoundClass {
+    /// The SM side is the busier, at or above [`LATENCY_BOUND_BELOW_PCT`].
+    ComputeBound,
+    /// The memory side is the busier, at or above [`LATENCY_BOUND_BELOW_PCT`].
+    MemoryBound,
+    /// Neither side reaches [`LATENCY_BOUND_BELOW_PCT`]: stalls set the time.
+    LatencyBound,
+}
+
+impl BoundClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BoundClass::ComputeBound => "compute-bound",
+            BoundClass::MemoryBound => "memory-bound",
+            BoundClass::LatencyBound => "latency-bound",
+        }
+    }
+}
+
+impl std::fmt::Display for BoundClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Classifies from SM and memory throughput (% of peak).
-pub fn classify(sm_pct: f64, memory_pct: f64) -> (&'static str, String) {
+pub fn classify(sm_pct: f64, memory_pct: f64) -> (BoundClass, String) {
     let numbers = format!(
         "SM {} % of peak, memory {} %",
         number(sm_pct),
@@ -128,15 +156,15 @@ pub fn classify(sm_pct: f64, memory_pct: f64) -> (&'static str, String) {
     );
     if sm_pct.max(memory_pct) < LATENCY_BOUND_BELOW_PCT {
         (
-            "latency-bound",
+            BoundClass::LatencyBound,
             format!(
                 "{numbers}: neither reaches {LATENCY_BOUND_BELOW_PCT} %, so stalls set the time"
             ),
         )
     } else if sm_pct >= memory_pct {
-        ("compute-bound", numbers)
+        (BoundClass::ComputeBound, numbers)
     } else {
-        ("memory-bound", numbers)
+        (BoundClass::MemoryBound, numbers)
     }
 }
 
@@ -304,7 +332,7 @@ pub fn assemble(
         let value = |name: &str| metrics.get(name).map(|m| m.value);
         if let (Some(sm), Some(memory)) = (value("sm_pct"), value("memory_pct")) {
             let (class, evidence) = classify(sm, memory);
-            profile.class = Some(class.to_string());
+            profile.class = Some(class);
             profile.evidence = Some(evidence);
         }
         let flops = spec.flops.as_ref().and_then(|e| e.eval(params).ok());
@@ -360,10 +388,15 @@ mod tests {
 
     #[test]
     fn classes_follow_the_busier_unit_or_neither() {
-        assert_eq!(classify(85.0, 30.0).0, "compute-bound");
-        assert_eq!(classify(40.0, 90.0).0, "memory-bound");
+        assert_eq!(classify(85.0, 30.0).0, BoundClass::ComputeBound);
+        assert_eq!(classify(40.0, 90.0).0, BoundClass::MemoryBound);
         let (class, evidence) = classify(33.6, 45.4);
-        assert_eq!(class, "latency-bound");
+        assert_eq!(class, BoundClass::LatencyBound);
+        assert_eq!(class.to_string(), "latency-bound");
+        assert_eq!(
+            serde_json::to_value(class).unwrap(),
+            serde_json::json!("latency-bound")
+        );
         assert!(
             evidence.contains("SM 33.6 % of peak, memory 45.4 %"),
             "{evidence}"

@@ -391,7 +391,7 @@ fn peer_table(out: &mut String, run: &RunRecord, kernel: &KernelResult) {
                     .iter()
                     .find(|p| p.kernel == *peer)
                     .map_or("—".to_string(), |p| {
-                        format!("{:.2}× {}", p.speedup, escape_inline(&p.rating))
+                        format!("{:.2}× {}", p.speedup, escape_inline(p.rating.as_str()))
                     })
             })
             .collect();

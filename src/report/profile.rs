@@ -135,7 +135,7 @@ pub fn profile_table<'a>(rows: impl IntoIterator<Item = ProfileRow<'a>>) -> Tabl
         table.add_row([
             kernel.to_string(),
             shape.to_string(),
-            or_dash(profile.class.clone()),
+            or_dash(profile.class.map(|class| class.to_string())),
             floor_cell(profile),
             registers_cell(profile),
             format!(
@@ -170,7 +170,7 @@ pub fn profile_markdown<'a>(rows: impl IntoIterator<Item = ProfileRow<'a>>) -> S
         let _ = writeln!(
             out,
             "| {label} | {} | {} | {} | {} | {} | {} | {} |",
-            escape_inline(&or_dash(profile.class.clone())),
+            escape_inline(&or_dash(profile.class.map(|class| class.to_string()))),
             floor_cell(profile),
             registers_cell(profile),
             or_dash(profile.metric("tensor_pipe_pct").map(number)),
@@ -203,7 +203,7 @@ mod tests {
     use indexmap::IndexMap;
 
     use super::*;
-    use crate::profile::{Check, MetricValue, Resources};
+    use crate::profile::{BoundClass, Check, MetricValue, Resources};
 
     /// One row of the fixture, owned.
     struct Case {
@@ -285,7 +285,7 @@ mod tests {
                 ),
             ],
             metrics: metrics(&[("tensor_pipe_pct", 71.25), ("occupancy_pct", 23.4)]),
-            class: Some("compute-bound".to_string()),
+            class: Some(BoundClass::ComputeBound),
             evidence: Some("SM 82.1 % of peak, memory 40.3 %".to_string()),
             floor_us: Some(80.0),
             times_floor: Some(1.375),
@@ -298,7 +298,7 @@ mod tests {
         let memory = ShapeProfile {
             resources: vec![resources("attn_fwd", 255, Some(48), Some(&[]))],
             metrics: metrics(&[("tensor_pipe_pct", 3.0), ("occupancy_pct", 12.5)]),
-            class: Some("memory-bound".to_string()),
+            class: Some(BoundClass::MemoryBound),
             evidence: Some("SM 20 % of peak, memory 91.7 %".to_string()),
             floor_us: Some(410.0),
             times_floor: Some(2.0),
@@ -311,7 +311,7 @@ mod tests {
         };
         let latency = ShapeProfile {
             resources: vec![resources("attn_fwd", 40, None, None)],
-            class: Some("latency-bound".to_string()),
+            class: Some(BoundClass::LatencyBound),
             evidence: Some("SM 4 % of peak, memory 6.5 %".to_string()),
             checks: vec![check("tensor_pipe_pct", ">= 50", None, None)],
             note: Some("ncu was not found on PATH".to_string()),

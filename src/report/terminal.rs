@@ -159,7 +159,7 @@ fn peer_table(run: &RunRecord) -> Table {
                     .candidate_median_of_all()
                     .map_or("—".to_string(), format_us),
                 format!("{:.2}×", peer.speedup),
-                cell(&peer.rating),
+                cell(peer.rating.as_str()),
             ]);
         }
     }

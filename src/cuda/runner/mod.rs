@@ -1,0 +1,271 @@
+//! The CUDA runner: gates 1–3 (compile → correctness → timing) for one `cuda:` kernel on one
+//! shape. gatekeeper runs it as a child of itself, so an illegal address, a hang or a crash costs
+//! one shape, not the run; it reads the job from the protocol v1 environment and prints a
+//! protocol v1 report, like any command harness.
+//!
+//! [`kernels`] compiles and loads (gate 1), [`inputs`] owns the buffers and draws the inputs,
+//! [`verify`] judges the output (gate 2), [`timing`] takes the samples (gate 3) and [`host`]
+//! reads facts about the machine; this module runs them in order and writes the report.
+
+mod error;
+mod host;
+mod inputs;
+mod kernels;
+mod launch;
+mod timing;
+mod verify;
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use self::error::{Result, RunnerError};
+use self::inputs::Buffers;
+use self::kernels::Kernels;
+use self::launch::{fork_and_joins, Op};
+use self::verify::Check;
+use crate::config::Config;
+use crate::cuda::driver::{Buffer, Gpu, Stream};
+use crate::cuda::spec::{self, CudaSpec, L2Mode, Resolved, Tolerance};
+use crate::measure::Details;
+
+/// Entry point of `gatekeeper __cuda-runner`: always prints one protocol line.
+pub fn main(config_path: &Path) -> u8 {
+    let report = match run(config_path) {
+        Ok(report) => report,
+        Err(err) => json!({ "error": err.to_string() }),
+    };
+    crate::outln!("{report}");
+    0
+}
+
+/// The job, from the protocol's environment variables.
+struct Job {
+    kernel: String,
+    shape: String,
+    warmup: u64,
+    samples: u64,
+    seed: u64,
+    /// Launch once for a profiler instead of checking and timing (`GATEKEEPER_PROFILE=1`).
+    profile: bool,
+}
+
+/// Set by `gatekeeper profile` on the runner it starts under Nsight Compute.
+pub const PROFILE_ENV: &str = "GATEKEEPER_PROFILE";
+
+fn job_from_env() -> Result<Job> {
+    let var =
+        |name: &'static str| std::env::var(name).map_err(|_| RunnerError::MissingVariable(name));
+    let number = |name: &'static str| -> Result<u64> {
+        var(name)?
+            .parse()
+            .map_err(|_| RunnerError::NotANumber(name))
+    };
+    Ok(Job {
+        kernel: var("GATEKEEPER_KERNEL")?,
+        shape: var("GATEKEEPER_SHAPE")?,
+        warmup: number("GATEKEEPER_WARMUP")?,
+        samples: number("GATEKEEPER_SAMPLES")?,
+        seed: number("GATEKEEPER_SEED")?,
+        profile: std::env::var(PROFILE_ENV).is_ok_and(|v| v == "1"),
+    })
+}
+
+/// The shape set up on the GPU: what gates 2 and 3 run.
+struct Bench<'a> {
+    gpu: &'a Gpu,
+    streams: &'a [Stream],
+    candidate: &'a Op<'a>,
+    reference: &'a Op<'a>,
+    buffers: &'a Buffers,
+    resolved: &'a Resolved,
+    tolerance: Tolerance,
+}
+
+fn run(config_path: &Path) -> Result<Value> {
+    let config = Config::load(config_path)?;
+    let job = job_from_env()?;
+    let (spec, resolved) = target(&config, config_path, &job)?;
+
+    let gpu = Gpu::open()?;
+    let clock_before = host::sm_clock_mhz(&gpu.info.pci_bus_id);
+    // Gate 1: compile.
+    let kernels = Kernels::build(&config.root, spec, &resolved, &gpu)?;
+    let streams = (0..spec::stream_count(&resolved.launches))
+        .map(|_| Stream::new())
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    host::check_memory(&resolved, gpu.info.l2_bytes)?;
+    let buffers = Buffers::new(&resolved)?;
+    let candidate = Op::new(&resolved.launches, &kernels.candidate, &buffers, false)?;
+    let reference = Op::new(&resolved.reference, &kernels.reference, &buffers, true)?;
+    let bench = Bench {
+        gpu: &gpu,
+        streams: &streams,
+        candidate: &candidate,
+        reference: &reference,
+        buffers: &buffers,
+        resolved: &resolved,
+        tolerance: spec.tolerance,
+    };
+    let details = describe(&gpu, &job, spec, &kernels);
+    if job.profile {
+        bench.launch_once(job.seed)?;
+        return Ok(json!({ "device": gpu.info.name, "details": details }));
+    }
+    check_and_time(&bench, spec, &job, &kernels, details, clock_before)
+}
+
+/// The job's kernel and shape in gates.yaml, its `cuda` block resolved for the shape.
+fn target<'c>(
+    config: &'c Config,
+    config_path: &Path,
+    job: &Job,
+) -> Result<(&'c CudaSpec, Resolved)> {
+    let kernel = config
+        .kernel(&job.kernel)
+        .ok_or_else(|| RunnerError::NoKernel {
+            kernel: job.kernel.clone(),
+            config: config_path.to_path_buf(),
+        })?;
+    let spec = kernel
+        .cuda
+        .as_ref()
+        .ok_or_else(|| RunnerError::NotCuda(job.kernel.clone()))?;
+    let params = config
+        .shapes
+        .get(&job.shape)
+        .ok_or_else(|| RunnerError::NoShape(job.shape.clone()))?;
+    let resolved = spec::resolve(spec, params).map_err(RunnerError::Spec)?;
+    Ok((spec, resolved))
+}
+
+/// The facts every report carries, before anything runs.
+fn describe(gpu: &Gpu, job: &Job, spec: &CudaSpec, kernels: &Kernels) -> Details {
+    Details {
+        runner: Some("cuda".to_string()),
+        arch: Some(kernels.arch.clone()),
+        driver_version: Some(gpu.info.driver_release()),
+        multiprocessors: Some(i64::from(gpu.info.multiprocessors)),
+        seed: Some(job.seed),
+        trials: Some(u64::from(spec.trials)),
+        compiled: Some(if kernels.cached { "cache" } else { "nvrtc" }.to_string()),
+        cubin: kernels
+            .cubin
+            .as_ref()
+            .map(|path| path.display().to_string()),
+        resources: Some(kernels.resources.clone()),
+        ..Details::default()
+    }
+}
+
+impl Bench<'_> {
+    /// Under a profiler: one launch of the kernel under test on seeded inputs, which the
+    /// profiler replays as often as its metrics need. No reference, flush or spin kernels.
+    fn launch_once(&self, seed: u64) -> Result<()> {
+        self.buffers.fill_inputs(self.resolved, seed)?;
+        let (fork, joins) = fork_and_joins(self.streams)?;
+        self.candidate.enqueue(self.streams, &fork, &joins)?;
+        self.gpu.synchronize().map_err(RunnerError::KernelFailed)
+    }
+
+    /// The kernel's outputs, which the timing loop spoils before every sample.
+    fn outputs(&self) -> Vec<&Buffer> {
+        self.resolved
+            .tensors
+            .iter()
+            .zip(&self.buffers.tensors)
+            .filter(|(tensor, _)| tensor.output)
+            .map(|(_, buffer)| buffer)
+            .collect()
+    }
+}
+
+/// Gates 2 and 3: correctness over the trials, timing, and correctness once more.
+fn check_and_time(
+    bench: &Bench,
+    spec: &CudaSpec,
+    job: &Job,
+    kernels: &Kernels,
+    mut details: Details,
+    clock_before: Option<u64>,
+) -> Result<Value> {
+    // Gate 2: correctness, with fresh inputs each trial.
+    let mut worst = Check::default();
+    for trial in 0..u64::from(spec.trials) {
+        let seed = job.seed.wrapping_add(trial);
+        let check = bench.check(seed)?;
+        worst.absorb(&check);
+        if !check.passed() {
+            let when = format!("trial {} (seed {seed})", trial + 1);
+            return Ok(incorrect(bench.gpu, details, &check, &when));
+        }
+    }
+
+    // Gate 3: timing.
+    let outputs = bench.outputs();
+    let timing = timing::time(
+        bench.gpu,
+        bench.streams,
+        bench.candidate,
+        &kernels.spin,
+        spec.l2,
+        job,
+        &outputs,
+    )?;
+
+    // Correctness again, on fresh inputs: a kernel that is only right on its first calls, or
+    // that remembers its last answer, must not pass.
+    let after = bench.check(job.seed.wrapping_add(u64::from(spec.trials)))?;
+    worst.absorb(&after);
+    if !after.passed() {
+        let when = "the check after the timing loop";
+        return Ok(incorrect(bench.gpu, details, &after, when));
+    }
+
+    details.elements_checked = Some(worst.total as u64);
+    details.batch = Some(timing.batch as u64);
+    // How samples were taken: a baseline taken one way is not compared with a run taken the
+    // other (see `Details::timing_changed`).
+    details.method = Some(timing.method());
+    details.pilot_us = Some(timing.pilot_us);
+    details.l2 = Some(
+        match spec.l2 {
+            L2Mode::Cold => "cold",
+            L2Mode::Hot => "hot",
+        }
+        .to_string(),
+    );
+    details.sm_clock_mhz_before = Some(clock_before);
+    details.sm_clock_mhz_after = Some(host::sm_clock_mhz(&bench.gpu.info.pci_bus_id));
+    Ok(json!({
+        "samples_us": timing.samples_us,
+        "correct": true,
+        "max_abs_err": finite_or_null(worst.max_abs),
+        "max_rel_err": finite_or_null(worst.max_rel),
+        "rel_l2_err": finite_or_null(worst.rel_l2),
+        "device": bench.gpu.info.name,
+        "details": details,
+    }))
+}
+
+fn incorrect(gpu: &Gpu, mut details: Details, check: &Check, when: &str) -> Value {
+    details.elements_checked = Some(check.total as u64);
+    details.elements_incorrect = Some(check.mismatches as u64);
+    json!({
+        "correct": false,
+        "message": format!("{} (in {when})", check.describe()),
+        "max_abs_err": finite_or_null(check.max_abs),
+        "max_rel_err": finite_or_null(check.max_rel),
+        "rel_l2_err": finite_or_null(check.rel_l2),
+        "device": gpu.info.name,
+        "details": details,
+    })
+}
+
+fn finite_or_null(value: f64) -> Value {
+    if value.is_finite() {
+        json!(value)
+    } else {
+        Value::Null
+    }
+}

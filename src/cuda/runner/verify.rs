@@ -1,0 +1,366 @@
+//! Gate 2, correctness: the kernel against its reference on fresh inputs, element-wise and
+//! norm-wise, with guard bands and unchanged inputs checked on the way.
+
+use super::error::{Result, RunnerError};
+use super::launch::fork_and_joins;
+use super::Bench;
+use crate::cuda::dtype::DType;
+use crate::cuda::spec::Tolerance;
+
+/// The result of comparing one run against the reference.
+#[derive(Debug, Default)]
+pub struct Check {
+    pub total: usize,
+    pub mismatches: usize,
+    pub unwritten: usize,
+    pub max_abs: f64,
+    pub max_rel: f64,
+    /// The largest ‖got − want‖₂ / ‖want‖₂ over the outputs (0 where not computed).
+    pub rel_l2: f64,
+    pub first: Option<String>,
+    /// Failures that are not element mismatches: a modified input, a write out of bounds.
+    pub problems: Vec<String>,
+}
+
+impl Check {
+    pub fn passed(&self) -> bool {
+        self.mismatches == 0 && self.problems.is_empty()
+    }
+
+    pub fn absorb(&mut self, other: &Check) {
+        self.total = self.total.max(other.total);
+        self.max_abs = self.max_abs.max(other.max_abs);
+        self.max_rel = self.max_rel.max(other.max_rel);
+        self.rel_l2 = self.rel_l2.max(other.rel_l2);
+    }
+
+    pub fn describe(&self) -> String {
+        let mut parts = self.problems.clone();
+        if self.mismatches > 0 {
+            let mut text = format!(
+                "{} / {} elements incorrect",
+                thousands(self.mismatches),
+                thousands(self.total)
+            );
+            if self.unwritten > 0 {
+                text.push_str(&format!(" ({} never written)", thousands(self.unwritten)));
+            }
+            if let Some(first) = &self.first {
+                text.push_str(&format!("; first: {first}"));
+            }
+            parts.push(text);
+        }
+        parts.join("; ")
+    }
+}
+
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl Bench<'_> {
+    /// One correctness check: fresh inputs from `seed`, poisoned outputs, kernel, reference.
+    pub fn check(&self, seed: u64) -> Result<Check> {
+        self.buffers.fill_inputs(self.resolved, seed)?;
+        self.verify()
+    }
+
+    /// Poisons the outputs, runs the kernel and the reference on the current inputs, and
+    /// compares.
+    fn verify(&self) -> Result<Check> {
+        let mut check = Check::default();
+        self.poison_outputs()?;
+        let (fork, joins) = fork_and_joins(self.streams)?;
+        self.candidate.enqueue(self.streams, &fork, &joins)?;
+        self.gpu.synchronize().map_err(RunnerError::KernelFailed)?;
+        self.inspect_tensors(&mut check)?;
+        self.reference.enqueue(&self.streams[..1], &fork, &joins)?;
+        self.gpu
+            .synchronize()
+            .map_err(RunnerError::ReferenceFailed)?;
+        for (index, tensor) in self.resolved.tensors.iter().enumerate() {
+            let Some(twin) = &self.buffers.reference_outputs[index] else {
+                continue;
+            };
+            let got = self.buffers.tensors[index].download()?;
+            let want = twin.download()?;
+            check.compare_output(&tensor.name, tensor.dtype, &got, &want, self.tolerance)?;
+        }
+        Ok(check)
+    }
+
+    /// Fills every output, and its reference twin, with its type's sentinel.
+    fn poison_outputs(&self) -> Result<()> {
+        for (index, tensor) in self.resolved.tensors.iter().enumerate() {
+            if tensor.output {
+                self.buffers.tensors[index].fill(&tensor.dtype.sentinel())?;
+                if let Some(twin) = &self.buffers.reference_outputs[index] {
+                    twin.fill(&tensor.dtype.reference_type().sentinel())?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// After the kernel: writes past a tensor's ends, and inputs it changed (restored, so the
+    /// reference sees the real inputs).
+    fn inspect_tensors(&self, check: &mut Check) -> Result<()> {
+        let inputs = self.buffers.inputs.borrow();
+        for (index, tensor) in self.resolved.tensors.iter().enumerate() {
+            let buffer = &self.buffers.tensors[index];
+            let (before, after) = buffer.guard_damage()?;
+            if before + after > 0 {
+                check.problems.push(format!(
+                    "wrote outside tensor `{}`: {before} byte(s) before its start, {after} after its end",
+                    tensor.name
+                ));
+                buffer.reset_guards()?;
+            }
+            if let Some(uploaded) = &inputs[index] {
+                let now = buffer.download()?;
+                let changed = now.iter().zip(uploaded).filter(|(a, b)| a != b).count();
+                if changed > 0 {
+                    check.problems.push(format!(
+                        "input `{}` was modified by the kernel ({} bytes changed)",
+                        tensor.name,
+                        thousands(changed)
+                    ));
+                    buffer.upload(uploaded)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Check {
+    /// Compares one output's device bytes (`got`, of `dtype`) with the reference's (`want`, of
+    /// `dtype.reference_type()`): element-wise, then norm-wise.
+    ///
+    /// The element-wise test `|got − want| ≤ atol + rtol·|want|` accepts anything where every
+    /// |want| is below atol (a softmax over 65,536 columns, with atol = 1e-2, accepts zeros). The
+    /// norm-wise test ‖got − want‖₂ / ‖want‖₂ ≤ `rel_l2` cannot be passed that way: an all-zero,
+    /// constant or rescaled output is off by a large fraction of the answer's norm. i32 outputs
+    /// are compared exactly and have no norm test.
+    pub fn compare_output(
+        &mut self,
+        name: &str,
+        dtype: DType,
+        got_raw: &[u8],
+        want_raw: &[u8],
+        tolerance: Tolerance,
+    ) -> Result<()> {
+        let got = dtype.decode(got_raw);
+        let want = dtype.reference_type().decode(want_raw);
+        let sentinel = dtype.sentinel();
+        let untouched = got_raw
+            .chunks_exact(sentinel.len())
+            .map(|chunk| chunk == sentinel.as_slice());
+        let exact = dtype == DType::I32;
+        let (mut error_sq, mut want_sq) = (0.0f64, 0.0f64);
+        for (element, ((g, w), unwritten)) in got.iter().zip(&want).zip(untouched).enumerate() {
+            if !w.is_finite() {
+                return Err(RunnerError::ReferenceNotFinite {
+                    value: *w,
+                    output: name.to_string(),
+                    element,
+                });
+            }
+            self.total += 1;
+            let abs = (g - w).abs();
+            let rel = if *w == 0.0 {
+                if abs == 0.0 {
+                    0.0
+                } else {
+                    f64::INFINITY
+                }
+            } else {
+                abs / w.abs()
+            };
+            let allowed = if exact {
+                0.0
+            } else {
+                tolerance.atol + tolerance.rtol * w.abs()
+            };
+            let bad = unwritten || !g.is_finite() || abs > allowed;
+            if g.is_finite() && !unwritten {
+                self.max_abs = self.max_abs.max(abs);
+                self.max_rel = self.max_rel.max(rel);
+                error_sq += abs * abs;
+            } else {
+                self.max_abs = f64::INFINITY;
+                self.max_rel = f64::INFINITY;
+                error_sq = f64::INFINITY;
+            }
+            want_sq += w * w;
+            if bad {
+                self.mismatches += 1;
+                self.unwritten += usize::from(unwritten);
+                if self.first.is_none() {
+                    self.first = Some(format!("{name}[{element}] = {g}, expected {w}"));
+                }
+            }
+        }
+        if exact || want_sq == 0.0 {
+            // Nothing to scale by: an all-zero answer is judged element by element.
+            return Ok(());
+        }
+        let rel_l2 = (error_sq / want_sq).sqrt();
+        self.rel_l2 = self.rel_l2.max(rel_l2);
+        let limit = tolerance.rel_l2_limit();
+        if rel_l2 > limit && rel_l2.is_finite() {
+            self.problems.push(format!(
+                "`{name}` is off by {} of the reference's norm (relative L2 error {rel_l2:.3e} > {limit:.0e}): \
+                 it fails the norm-wise check even where elements are within atol",
+                percent(rel_l2)
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `0.42` as "42 %", with enough digits for small shares.
+fn percent(share: f64) -> String {
+    let pct = share * 100.0;
+    if pct >= 10.0 {
+        format!("{pct:.0} %")
+    } else {
+        format!("{pct:.2} %")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A softmax row over 65,536 columns: every probability is far below atol = 1e-2.
+    fn softmax_row() -> Vec<f32> {
+        let logits: Vec<f32> = (0..65_536)
+            .map(|i| ((i * 7919) % 200) as f32 / 100.0 - 1.0)
+            .collect();
+        let total: f32 = logits.iter().map(|x| x.exp()).sum();
+        logits.iter().map(|x| x.exp() / total).collect()
+    }
+
+    fn judge(got: &[f32], want: &[f32], tolerance: Tolerance) -> Check {
+        let mut check = Check::default();
+        check
+            .compare_output(
+                "out",
+                DType::F32,
+                &DType::F32.encode(got),
+                &DType::F32.encode(want),
+                tolerance,
+            )
+            .unwrap();
+        check
+    }
+
+    const LOOSE: Tolerance = Tolerance {
+        atol: 1e-2,
+        rtol: 1e-2,
+        rel_l2: None,
+    };
+
+    #[test]
+    fn zero_constant_or_rescaled_outputs_fail_the_norm_check() {
+        let want = softmax_row();
+        let mean = 1.0 / want.len() as f32;
+        let cheats: [(&str, Vec<f32>); 3] = [
+            ("zeros", vec![0.0; want.len()]),
+            ("constant", vec![mean; want.len()]),
+            ("scaled", want.iter().map(|x| x * 0.9).collect()),
+        ];
+        for (name, got) in cheats {
+            let check = judge(&got, &want, LOOSE);
+            // Every element is within atol: only the norm-wise check can see it.
+            assert_eq!(check.mismatches, 0, "{name}");
+            assert!(!check.passed(), "{name} passed: {check:?}");
+            assert!(
+                check.describe().contains("relative L2 error"),
+                "{}",
+                check.describe()
+            );
+            assert!(check.rel_l2 > 0.05, "{name}: {}", check.rel_l2);
+        }
+        let zeros = judge(&vec![0.0; want.len()], &want, LOOSE);
+        assert!((zeros.rel_l2 - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_right_answer_with_rounding_error_passes_the_norm_check() {
+        let want = softmax_row();
+        // f16 rounding of every element (subnormal in f16 here): ~1e-3 relative.
+        let got: Vec<f32> = want
+            .iter()
+            .map(|x| half::f16::from_f32(*x).to_f32())
+            .collect();
+        let check = judge(&got, &want, LOOSE);
+        assert!(check.passed(), "{}", check.describe());
+        assert!(
+            check.rel_l2 > 0.0 && check.rel_l2 < 5e-3,
+            "{}",
+            check.rel_l2
+        );
+        // The limit is a key of its own.
+        let strict = Tolerance {
+            rel_l2: Some(1e-5),
+            ..LOOSE
+        };
+        assert!(!judge(&got, &want, strict).passed());
+        // An all-zero answer has no norm to scale by: element-wise only.
+        assert!(judge(&[0.0, 0.0], &[0.0, 0.0], LOOSE).passed());
+    }
+
+    #[test]
+    fn the_default_norm_limit_follows_a_looser_rtol() {
+        assert_eq!(LOOSE.rel_l2_limit(), 1e-2);
+        let loose = Tolerance { rtol: 0.1, ..LOOSE };
+        assert_eq!(loose.rel_l2_limit(), 0.1);
+    }
+
+    #[test]
+    fn i32_outputs_are_compared_exactly_beyond_f32_precision() {
+        // 2^24 + 1 has no f32: through f32 it reads as 2^24, so an off-by-one passed.
+        let want = [16_777_217i32, 5];
+        let got = [16_777_216i32, 5];
+        let bytes = |v: &[i32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        let mut check = Check::default();
+        check
+            .compare_output("idx", DType::I32, &bytes(&got), &bytes(&want), LOOSE)
+            .unwrap();
+        assert_eq!(check.mismatches, 1, "{check:?}");
+        assert!(check
+            .describe()
+            .contains("idx[0] = 16777216, expected 16777217"));
+        let mut same = Check::default();
+        same.compare_output("idx", DType::I32, &bytes(&want), &bytes(&want), LOOSE)
+            .unwrap();
+        assert!(same.passed());
+    }
+
+    #[test]
+    fn counts_read_like_the_seed_report() {
+        let check = Check {
+            total: 32_768,
+            mismatches: 32_616,
+            unwritten: 0,
+            first: Some("out[0] = NaN, expected 0.5".into()),
+            ..Check::default()
+        };
+        assert_eq!(
+            check.describe(),
+            "32,616 / 32,768 elements incorrect; first: out[0] = NaN, expected 0.5"
+        );
+        assert_eq!(thousands(1_000), "1,000");
+        assert_eq!(thousands(999), "999");
+    }
+}
