@@ -91,15 +91,16 @@ impl DType {
 impl DType {
     /// What the guard bands around a tensor hold: a quiet NaN for the floating types, so a
     /// kernel that reads past either end of an input computes NaN and fails the check instead
-    /// of reading a harmless small number; `i32::MIN` for i32, which wrecks any index or sum it
-    /// enters. Distinct from [`DType::sentinel`], so guard and payload are never confused.
+    /// of reading a harmless small number; `i32::MIN + 1` for i32, which wrecks any index or sum
+    /// it enters. Distinct from [`DType::sentinel`] except for FP8 E4M3, whose only NaN serves
+    /// as both, so a value read past the end and copied out is not taken for an unwritten one.
     pub fn guard(self) -> Vec<u8> {
         match self {
             DType::F32 => 0x7FC0_A5A5u32.to_le_bytes().to_vec(),
             DType::F16 => 0x7EA5u16.to_le_bytes().to_vec(),
             DType::Bf16 => 0x7FE5u16.to_le_bytes().to_vec(),
             DType::Fp8E4m3 => vec![0x7F],
-            DType::I32 => i32::MIN.to_le_bytes().to_vec(),
+            DType::I32 => (i32::MIN + 1).to_le_bytes().to_vec(),
         }
     }
 
@@ -170,7 +171,10 @@ mod tests {
         assert!(f32::from_le_bytes([0xA5, 0xA5, 0xC0, 0x7F]).is_nan());
         assert_eq!(
             DType::I32.decode(&DType::I32.guard()),
-            [f64::from(i32::MIN)]
+            [f64::from(i32::MIN + 1)]
         );
+        for dtype in [DType::F32, DType::F16, DType::Bf16, DType::I32] {
+            assert_ne!(dtype.guard(), dtype.sentinel(), "{}", dtype.name());
+        }
     }
 }

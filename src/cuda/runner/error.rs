@@ -91,6 +91,8 @@ pub enum RunnerError {
         output: String,
         element: usize,
     },
+    #[error("the reference never wrote {output}[{element}]: it must write every element of every output")]
+    ReferenceUnwritten { output: String, element: usize },
 }
 
 pub type Result<T, E = RunnerError> = std::result::Result<T, E>;

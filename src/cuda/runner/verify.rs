@@ -164,6 +164,18 @@ impl Check {
         let untouched = got_raw
             .chunks_exact(sentinel.len())
             .map(|chunk| chunk == sentinel.as_slice());
+        // The reference's buffer is poisoned too: an element it left alone is its fault, not the
+        // kernel's (for an i32 output the poison, i32::MIN, would read as a finite answer).
+        let reference_sentinel = dtype.reference_type().sentinel();
+        if let Some(element) = want_raw
+            .chunks_exact(reference_sentinel.len())
+            .position(|chunk| chunk == reference_sentinel.as_slice())
+        {
+            return Err(RunnerError::ReferenceUnwritten {
+                output: name.to_string(),
+                element,
+            });
+        }
         let exact = dtype == DType::I32;
         let (mut error_sq, mut want_sq) = (0.0f64, 0.0f64);
         for (element, ((g, w), unwritten)) in got.iter().zip(&want).zip(untouched).enumerate() {
@@ -345,6 +357,37 @@ mod tests {
         same.compare_output("idx", DType::I32, &bytes(&want), &bytes(&want), LOOSE)
             .unwrap();
         assert!(same.passed());
+    }
+
+    #[test]
+    fn an_element_the_reference_never_wrote_is_the_references_fault() {
+        // i32::MIN is the poison of an i32 reference buffer: finite, so it must be looked for.
+        let bytes = |v: &[i32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        let err = Check::default()
+            .compare_output(
+                "idx",
+                DType::I32,
+                &bytes(&[1, 2]),
+                &bytes(&[1, i32::MIN]),
+                LOOSE,
+            )
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the reference never wrote idx[1]: it must write every element of every output"
+        );
+        let mut want = DType::F32.encode(&[1.0]);
+        want.extend(DType::F32.sentinel());
+        let err = Check::default()
+            .compare_output(
+                "out",
+                DType::F32,
+                &DType::F32.encode(&[1.0, 2.0]),
+                &want,
+                LOOSE,
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("never wrote out[1]"), "{err}");
     }
 
     #[test]
