@@ -66,27 +66,8 @@ impl Harness for CommandHarness {
                 stderr_tail: String::new(),
             });
         };
-        let shape_json = serde_json::to_string(job.params).map_err(|err| Failure {
-            message: format!("cannot encode shape parameters: {err}"),
-            stderr_tail: String::new(),
-        })?;
-        let mut command = Command::new(program_path);
-        command
-            .args(program_args)
-            .current_dir(&self.workdir)
-            .envs(&kernel.env)
-            .env("GATEKEEPER_KERNEL", &kernel.name)
-            .env("GATEKEEPER_SHAPE", job.shape)
-            .env("GATEKEEPER_SHAPE_JSON", shape_json)
-            .env("GATEKEEPER_WARMUP", settings.warmup.to_string())
-            .env("GATEKEEPER_SAMPLES", settings.samples.to_string())
-            .env("GATEKEEPER_SEED", settings.seed.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            // Its own process group, so a timeout kills the harness's children too.
-            .process_group(0);
-
+        let mut command =
+            harness_command(program_path, program_args, &self.workdir, job, settings)?;
         let program = if kernel.cuda.is_some() {
             "the CUDA runner".to_string()
         } else {
@@ -144,6 +125,37 @@ impl Harness for CommandHarness {
             stderr_tail,
         })
     }
+}
+
+/// The harness's process: its argv, in the config's folder, with the job in its environment,
+/// in a process group of its own so a timeout kills the harness's children too.
+fn harness_command(
+    program: &str,
+    args: &[String],
+    workdir: &std::path::Path,
+    job: &Job,
+    settings: &RunSettings,
+) -> Result<Command, Failure> {
+    let shape_json = serde_json::to_string(job.params).map_err(|err| Failure {
+        message: format!("cannot encode shape parameters: {err}"),
+        stderr_tail: String::new(),
+    })?;
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .current_dir(workdir)
+        .envs(&job.kernel.env)
+        .env("GATEKEEPER_KERNEL", &job.kernel.name)
+        .env("GATEKEEPER_SHAPE", job.shape)
+        .env("GATEKEEPER_SHAPE_JSON", shape_json)
+        .env("GATEKEEPER_WARMUP", settings.warmup.to_string())
+        .env("GATEKEEPER_SAMPLES", settings.samples.to_string())
+        .env("GATEKEEPER_SEED", settings.seed.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    Ok(command)
 }
 
 /// Output collected from one stream by a reader thread. Shared rather than returned, so a
