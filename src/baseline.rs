@@ -144,10 +144,7 @@ impl Source {
     pub fn describe(&self) -> String {
         match self {
             Source::WorkTree { .. } => "the working tree".to_string(),
-            Source::Git { resolved, .. } => {
-                let id = resolved.commit.to_string();
-                format!("{} ({})", resolved.matched, crate::git::short_commit(&id))
-            }
+            Source::Git { resolved, .. } => resolved.describe(),
         }
     }
 
@@ -239,7 +236,16 @@ impl Source {
 
 /// A path in a ref's tree as the user would name it: `main:baselines/gpu/k.json`.
 fn shown(resolved: &ResolvedRef, path: &Path) -> PathBuf {
-    PathBuf::from(format!("{}:{}", resolved.matched, path.display()))
+    if resolved.is_merge_base() {
+        let id = resolved.commit.to_string();
+        PathBuf::from(format!(
+            "{}:{}",
+            crate::git::short_commit(&id),
+            path.display()
+        ))
+    } else {
+        PathBuf::from(format!("{}:{}", resolved.matched, path.display()))
+    }
 }
 
 /// Whether a file of this name beside the device folders sits where a device's folder would
@@ -254,7 +260,7 @@ fn not_expected(resolved: &ResolvedRef, path: &Path, kind: EntryKind, wanted: &s
         "{}: is {} in the tree of {}, not {wanted}; baselines are read from git trees as plain folders and files",
         shown(resolved, path).display(),
         kind.describe(),
-        resolved.matched
+        resolved.describe()
     ))
 }
 

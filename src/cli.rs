@@ -209,6 +209,10 @@ pub struct CheckArgs {
     #[arg(long, value_name = "REF")]
     pub against: Option<String>,
 
+    /// With --against: read the ref's tip instead of its merge-base with HEAD.
+    #[arg(long, requires = "against")]
+    pub against_tip: bool,
+
     #[command(flatten)]
     pub select: SelectArgs,
 
@@ -287,6 +291,7 @@ impl CheckArgs {
         CheckOptions {
             config,
             against: self.against,
+            against_tip: self.against_tip,
             selection: self.select.into_selection(self.shard),
             reports: self.reports.into_paths(),
         }

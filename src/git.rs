@@ -65,7 +65,34 @@ pub struct ResolvedRef {
     pub requested: String,
     /// The name that matched (`main` or `origin/main`).
     pub matched: String,
+    /// The commit whose tree is read: the ref's tip, or its merge-base with HEAD.
     pub commit: git2::Oid,
+    /// The ref's own commit.
+    pub tip: git2::Oid,
+}
+
+impl ResolvedRef {
+    /// Whether the commit read is an ancestor of the tip rather than the tip itself.
+    pub fn is_merge_base(&self) -> bool {
+        self.commit != self.tip
+    }
+
+    /// The ref as a report names it: `main (0123456789ab)`, or, when the merge-base is read,
+    /// `main's merge-base with HEAD (0123456789ab; main is at fedcba987654)`.
+    pub fn describe(&self) -> String {
+        let short = |oid: git2::Oid| short_commit(&oid.to_string()).to_string();
+        if self.is_merge_base() {
+            format!(
+                "{}'s merge-base with HEAD ({}; {} is at {})",
+                self.matched,
+                short(self.commit),
+                self.matched,
+                short(self.tip)
+            )
+        } else {
+            format!("{} ({})", self.matched, short(self.commit))
+        }
+    }
 }
 
 impl Repo {
@@ -133,6 +160,7 @@ impl Repo {
                             requested: name.to_string(),
                             matched: candidate,
                             commit: commit.id(),
+                            tip: commit.id(),
                         })
                     }
                     Err(err) if why.is_empty() => why = err.message().to_string(),
@@ -151,10 +179,34 @@ impl Repo {
         }
         Err(Error::Git(format!(
             "--against {name}: no such ref in {} (tried `{name}` and `origin/{name}`).\n\
-             hint: a shallow CI checkout has only the commit under test; fetch the ref first, e.g. \
-             `git fetch --no-tags --depth=1 origin {name}`, or check out with `fetch-depth: 0`",
+             hint: a shallow CI checkout has only the commit under test; check out with \
+             `fetch-depth: 0` (the merge-base with HEAD is read), or fetch the ref with \
+             `git fetch --no-tags --depth=1 origin {name}` and pass `--against-tip`",
             self.workdir.display()
         )))
+    }
+
+    /// `resolved` moved back to where HEAD forked from it: a change is judged against what it
+    /// started from, not against whatever merged into the ref after it forked. A repository
+    /// without commits reads the tip.
+    pub fn at_merge_base(&self, mut resolved: ResolvedRef) -> Result<ResolvedRef> {
+        let Ok(head) = self.inner.head().and_then(|head| head.peel_to_commit()) else {
+            return Ok(resolved);
+        };
+        match self.inner.merge_base(head.id(), resolved.tip) {
+            Ok(base) => {
+                resolved.commit = base;
+                Ok(resolved)
+            }
+            Err(err) => Err(Error::Git(format!(
+                "--against {}: HEAD and {} have no common ancestor ({}).\n\
+                 hint: in a shallow checkout fetch more history (`fetch-depth: 0`), or compare with \
+                 the ref's tip: `--against-tip`",
+                resolved.requested,
+                resolved.matched,
+                err.message()
+            ))),
+        }
     }
 
     /// `path` relative to the working tree, if it lies inside it.

@@ -753,3 +753,67 @@ fn junit_of_a_real_check_matches_the_golden_file() {
          GATEKEEPER_BLESS=1 (see this test's comment)"
     );
 }
+
+#[test]
+fn against_a_ref_reads_the_merge_base_unless_the_tip_is_asked_for() {
+    // main: baselines at ~100 µs, then `feature` forks, then main's baselines move to ~50 µs
+    // (a faster machine, or a faster kernel merged after the fork).
+    let project = Project::with_committed_baseline(GATES);
+    let fork = project.repo.head().unwrap().peel_to_commit().unwrap();
+    project.repo.branch("feature", &fork, false).unwrap();
+    project.behave(json!({
+        "small": {"slowdown": 0.5}, "mission": {"slowdown": 0.5}, "long": {"slowdown": 0.5}
+    }));
+    project.gatekeeper(&["baseline", "refresh"]).code(0);
+    project.commit("faster baselines on main");
+    project.repo.set_head("refs/heads/feature").unwrap();
+    project.behave(json!({}));
+
+    // The feature branch is judged against what it forked from: unchanged.
+    project
+        .gatekeeper(&["check", "--against", "main", "--json", "out.json"])
+        .code(0)
+        .stdout(predicate::str::contains("main's merge-base with HEAD"));
+    let run = project.json("out.json");
+    assert!(
+        run["baselines_from"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!(
+                "main's merge-base with HEAD ({}",
+                &fork.id().to_string()[..12]
+            )),
+        "{}",
+        run["baselines_from"]
+    );
+    assert!(
+        verdicts(&run).iter().all(|v| v.ends_with("/unchanged")),
+        "{:?}",
+        verdicts(&run)
+    );
+
+    // Against main's tip, the later, faster baselines make it look twice as slow.
+    project
+        .gatekeeper(&[
+            "check",
+            "--against",
+            "main",
+            "--against-tip",
+            "--json",
+            "tip.json",
+        ])
+        .code(1);
+    let tip = project.json("tip.json");
+    assert!(
+        verdicts(&tip).iter().all(|v| v.ends_with("/regressed")),
+        "{:?}",
+        verdicts(&tip)
+    );
+    assert!(tip["baselines_from"]
+        .as_str()
+        .unwrap()
+        .starts_with("main ("));
+
+    // --against-tip means nothing without --against.
+    project.gatekeeper(&["check", "--against-tip"]).code(2);
+}

@@ -21,6 +21,8 @@ pub struct CheckOptions {
     pub config: PathBuf,
     /// Read baselines from this ref's tree instead of the working tree.
     pub against: Option<String>,
+    /// Read the ref's tip rather than its merge-base with HEAD.
+    pub against_tip: bool,
     pub selection: Selection,
     pub reports: ReportPaths,
 }
@@ -42,7 +44,7 @@ pub fn run(options: &CheckOptions) -> Result<u8> {
     options.reports.prepare()?;
     let repo = Repo::discover(&config.root)?;
     let head = repo.as_ref().map(Repo::head_state).transpose()?;
-    let source = baseline_source(&config, repo, options.against.as_deref())?;
+    let source = baseline_source(&config, repo, options)?;
     let mut kernels: Vec<&str> = jobs.iter().map(|job| job.kernel.name.as_str()).collect();
     kernels.dedup();
     let baselines = BaselineSet::load(&source, kernels)?;
@@ -176,8 +178,10 @@ fn empty_record(config: &Config) -> RunRecord {
     }
 }
 
-fn baseline_source(config: &Config, repo: Option<Repo>, against: Option<&str>) -> Result<Source> {
-    let Some(reference) = against else {
+/// Where the baselines come from: the working tree, or (with `--against REF`) the tree of REF's
+/// merge-base with HEAD, or of REF's tip with `--against-tip`.
+fn baseline_source(config: &Config, repo: Option<Repo>, options: &CheckOptions) -> Result<Source> {
+    let Some(reference) = options.against.as_deref() else {
         return Ok(Source::WorkTree {
             dir: config.baselines_dir(),
         });
@@ -188,7 +192,10 @@ fn baseline_source(config: &Config, repo: Option<Repo>, against: Option<&str>) -
             config.root.display()
         )));
     };
-    let resolved = repo.resolve(reference)?;
+    let mut resolved = repo.resolve(reference)?;
+    if !options.against_tip {
+        resolved = repo.at_merge_base(resolved)?;
+    }
     let dir = repo.relative(&config.root)?.join("baselines");
     Ok(Source::Git {
         repo,
@@ -228,8 +235,8 @@ fn plan_id(config: &Config, options: &CheckOptions) -> String {
     hash.update(std::fs::read(&config.path).unwrap_or_default());
     let selection = &options.selection;
     hash.update(format!(
-        "{:?}|{:?}|{:?}",
-        selection.kernels, selection.shapes, options.against
+        "{:?}|{:?}|{:?}|{}",
+        selection.kernels, selection.shapes, options.against, options.against_tip
     ));
     hash.finalize()
         .iter()
