@@ -5,7 +5,10 @@
 //! [`stats`] and the [`baseline`] store) → [`record`] → [`report`]. [`commands`] wires them.
 //! [`shape`] and [`spec`] hold the vocabulary they share (a shape's parameters, the `cuda:` and
 //! `profile:` blocks of a kernel); `tests/module_graph.rs` keeps the modules free of cycles.
+//! [`ab`] holds the statistics of a same-runner A/B comparison (rounds of base and candidate
+//! processes, a sequential t-interval on their log-ratios).
 
+pub mod ab;
 pub mod atomic;
 pub mod baseline;
 pub mod commands;
