@@ -14,7 +14,16 @@
 //! 5 shapes are 15 % slower, with and without outlier filtering, with 50 samples a side and with
 //! unequal counts (a baseline stored with another `timing.samples`, or a harness that returns
 //! fewer samples than asked): the verdict must not depend on which side has more samples.
+//!
+//! A second table runs the same-runner A/B test of [`gatekeeper::ab`] (TRIALS / 5 simulated
+//! jobs per cell): each round is a base and a candidate process, each with a lognormal
+//! per-process factor on top of the `gpu-like` model, judged by the log-ratio of their medians;
+//! threshold 3 %, alpha 0.05, 3 to 30 rounds, a kernel fails at >= 2 regressed shapes. Every
+//! job runs on a machine 0.88-1.12x as fast as the one the stored baseline came from; the
+//! factor is shared by both A/B sides and cancels, while the stored-baseline Welch gate (same
+//! threshold) sees it as a change.
 
+use gatekeeper::ab::{side_order, AbDecision, AbOutcome, AbSide, AbVerdict, Round, SequentialTest};
 use gatekeeper::compare::{compare, decide_kernel, Verdict};
 use gatekeeper::config::GateSettings;
 use rand::rngs::StdRng;
@@ -97,6 +106,198 @@ fn rate(trials: usize, mut fails: impl FnMut() -> bool) -> f64 {
     (0..trials).filter(|_| fails()).count() as f64 / trials as f64 * 100.0
 }
 
+const AB_TEST: SequentialTest = SequentialTest {
+    threshold: 0.03,
+    alpha: 0.05,
+    min_rounds: 3,
+    max_rounds: 30,
+};
+const AB_SAMPLES: usize = 50;
+const AB_OUTCOMES: [AbOutcome; 4] = [
+    AbOutcome::Regressed,
+    AbOutcome::Unchanged,
+    AbOutcome::Improved,
+    AbOutcome::Inconclusive,
+];
+
+/// How much faster or slower the job's runner is than the stored baseline's.
+#[derive(Clone, Copy)]
+enum Machine {
+    Between(f64, f64),
+    Fixed(f64),
+}
+
+impl Machine {
+    fn draw(self, rng: &mut StdRng) -> f64 {
+        match self {
+            Machine::Between(low, high) => rng.random_range(low..high),
+            Machine::Fixed(factor) => factor,
+        }
+    }
+
+    fn label(self) -> String {
+        match self {
+            Machine::Between(low, high) => format!("{low:.2}-{high:.2}x"),
+            Machine::Fixed(factor) => format!("{factor:.2}x"),
+        }
+    }
+}
+
+/// One process's samples: the `gpu-like` model around `mean`, times its own lognormal factor.
+fn process_samples(rng: &mut StdRng, mean: f64, process: &Normal<f64>) -> Vec<f64> {
+    let factor = process.sample(rng).exp();
+    Scenario::GpuLike.samples(rng, mean * factor, AB_SAMPLES)
+}
+
+/// One shape judged by A/B rounds until the sequential test stops.
+fn ab_shape(rng: &mut StdRng, true_us: [f64; 2], process: &Normal<f64>) -> AbVerdict {
+    let mut log_ratios = Vec::new();
+    loop {
+        let (mut base, mut candidate) = (Vec::new(), Vec::new());
+        for side in side_order(log_ratios.len()) {
+            match side {
+                AbSide::Base => base = process_samples(rng, true_us[0], process),
+                AbSide::Candidate => candidate = process_samples(rng, true_us[1], process),
+            }
+        }
+        let round = Round::from_samples(&base, &candidate);
+        log_ratios.push(round.map_or(f64::NAN, |r| r.log_ratio()));
+        if let AbDecision::Final(verdict) = AB_TEST.decide(&log_ratios) {
+            return verdict;
+        }
+    }
+}
+
+/// What one simulated job says: whether A/B fails the kernel, whether the stored-baseline
+/// Welch gate does, and each shape's A/B verdict.
+fn ab_job(
+    rng: &mut StdRng,
+    slowdowns: &[f64; 5],
+    machine: Machine,
+    process: &Normal<f64>,
+    gate: &GateSettings,
+) -> (bool, bool, Vec<AbVerdict>) {
+    let machine = machine.draw(rng);
+    let mut ab = Vec::new();
+    let mut stored = Vec::new();
+    for (mean, slowdown) in SHAPE_MEANS_US.iter().zip(slowdowns) {
+        let here = mean * machine;
+        ab.push(ab_shape(rng, [here, here * slowdown], process));
+        let baseline = process_samples(rng, *mean, process);
+        let candidate = process_samples(rng, here * slowdown, process);
+        stored.push(
+            compare(&baseline, &candidate, gate).map_or(Verdict::Inconclusive, |c| c.verdict),
+        );
+    }
+    let regressed = ab
+        .iter()
+        .filter(|v| v.verdict == AbOutcome::Regressed)
+        .count();
+    let ab_fails = regressed >= gate.min_regressed_shapes;
+    (ab_fails, !decide_kernel(&stored, gate).passed, ab)
+}
+
+/// "mean/max" rounds of the shapes that ended with `outcome`, or "-".
+fn rounds_of(verdicts: &[AbVerdict], outcome: AbOutcome) -> String {
+    let rounds: Vec<usize> = verdicts
+        .iter()
+        .filter(|v| v.verdict == outcome)
+        .map(|v| v.rounds)
+        .collect();
+    match rounds.iter().max() {
+        None => "-".to_string(),
+        Some(max) => {
+            let mean = rounds.iter().sum::<usize>() as f64 / rounds.len() as f64;
+            format!("{mean:.1}/{max}")
+        }
+    }
+}
+
+fn ab_table(rng: &mut StdRng, trials: usize) {
+    let gate = GateSettings {
+        regression_threshold: AB_TEST.threshold,
+        ..GateSettings::default()
+    };
+    let unchanged = [1.0; 5];
+    let two_slower = [1.0, 1.05, 1.0, 1.05, 1.0];
+    let shift = Machine::Between(0.88, 1.12);
+    let cells = [
+        ("A/A", 0.01, unchanged, shift),
+        ("A/A", 0.01, unchanged, Machine::Fixed(1.12)),
+        ("2 of 5 at +5 %", 0.01, two_slower, shift),
+        ("A/A", 0.03, unchanged, shift),
+        ("2 of 5 at +5 %", 0.03, two_slower, shift),
+    ];
+    println!();
+    println!(
+        "A/B, same runner: {trials} jobs per cell, 5 shapes, threshold 3 %, alpha 0.05 \
+         (Bonferroni over rounds 3-30), {AB_SAMPLES} samples a process, fail at >= 2 regressed \
+         shapes; stored Welch: baseline from a machine at 1.00x, same threshold"
+    );
+    println!(
+        "{:<16} {:>8} {:>11} {:>12} {:>16} {:>10} {:>10} {:>10} {:>12} {:>13}",
+        "cell",
+        "process",
+        "machine",
+        "A/B fails",
+        "stored Welch",
+        "rounds:",
+        "",
+        "",
+        "",
+        "undecidable"
+    );
+    println!(
+        "{:<16} {:>8} {:>11} {:>12} {:>16} {:>10} {:>10} {:>10} {:>12} {:>13}",
+        "",
+        "sd",
+        "",
+        "(%)",
+        "fails (%)",
+        "regressed",
+        "unchanged",
+        "improved",
+        "inconclusive",
+        "shapes (%)"
+    );
+    for (label, spread, slowdowns, machine) in cells {
+        let Ok(process) = Normal::new(0.0, spread) else {
+            unreachable!("a positive standard deviation is valid")
+        };
+        let (mut ab_fails, mut stored_fails) = (0, 0);
+        let mut verdicts = Vec::new();
+        for _ in 0..trials {
+            let (ab, stored, shapes) = ab_job(rng, &slowdowns, machine, &process, &gate);
+            ab_fails += usize::from(ab);
+            stored_fails += usize::from(stored);
+            verdicts.extend(shapes);
+        }
+        let undecidable = verdicts
+            .iter()
+            .filter(|v| AB_TEST.undecidable_note(v.spread).is_some())
+            .count();
+        let percent = |count: usize, of: usize| count as f64 / of.max(1) as f64 * 100.0;
+        let rounds: Vec<String> = AB_OUTCOMES
+            .iter()
+            .map(|outcome| rounds_of(&verdicts, *outcome))
+            .collect();
+        println!(
+            "{:<16} {:>7.0}% {:>11} {:>12.2} {:>16.2} {:>10} {:>10} {:>10} {:>12} {:>13.2}",
+            label,
+            spread * 100.0,
+            machine.label(),
+            percent(ab_fails, trials),
+            percent(stored_fails, trials),
+            rounds[0],
+            rounds[1],
+            rounds[2],
+            rounds[3],
+            percent(undecidable, verdicts.len())
+        );
+    }
+    println!("rounds: mean/max per shape verdict");
+}
+
 fn main() {
     let trials: usize = std::env::args()
         .nth(1)
@@ -140,4 +341,5 @@ fn main() {
             );
         }
     }
+    ab_table(&mut rng, (trials / 5).max(1));
 }
