@@ -79,13 +79,8 @@ fn weighted_quantile(sorted: &[(f64, f64)], q: f64) -> f64 {
     previous.map_or(f64::NAN, |(value, _)| value)
 }
 
-/// Keeps the samples inside `fences` (all of them for `None`).
-pub fn filter(samples: &[f64], fences: Option<(f64, f64)>) -> Filtered {
-    filter_capped(samples, fences, 1.0).0
-}
-
-/// Like [`filter`], but drops at most `max_share` of `samples`: when more lie outside the
-/// fences, only the farthest outside are dropped. Returns how many the fences alone would have
+/// Keeps the samples inside `fences` (all of them for `None`), but drops at most `max_share` of
+/// `samples` (1.0: no cap): when more lie outside the fences, only the farthest are dropped. Returns how many the fences alone would have
 /// dropped, so the caller can say the cap was reached.
 ///
 /// A heavy tail is a minority of samples; when the fences would remove more than that, they are
@@ -329,10 +324,15 @@ mod tests {
     fn fences_drop_the_tail_and_count_it() {
         let mut samples: Vec<f64> = (0..48).map(|i| 10.0 + (i % 7) as f64 * 0.05).collect();
         samples.extend([25.0, 210.0]);
-        let filtered = filter(&samples, tukey_fences(&samples, Some(1.5)));
+        let filtered = filter_capped(&samples, tukey_fences(&samples, Some(1.5)), 1.0).0;
         assert_eq!(filtered.dropped, 2);
         assert!(filtered.kept.iter().all(|s| *s < 11.0));
-        assert_eq!(filter(&samples, tukey_fences(&samples, None)).dropped, 0);
+        assert_eq!(
+            filter_capped(&samples, tukey_fences(&samples, None), 1.0)
+                .0
+                .dropped,
+            0
+        );
     }
 
     #[test]
@@ -340,7 +340,7 @@ mod tests {
         let mut samples = vec![1.024; 40];
         samples.push(1.0245);
         samples.push(3.0);
-        let filtered = filter(&samples, tukey_fences(&samples, Some(1.5)));
+        let filtered = filter_capped(&samples, tukey_fences(&samples, Some(1.5)), 1.0).0;
         assert_eq!(filtered.dropped, 1);
     }
 }
