@@ -7,18 +7,32 @@
 //! log-ratio of their medians. A machine factor shared by both sides cancels in the ratio, and
 //! the process-to-process spread is in the evidence instead of being ignored.
 
+use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, StudentsT};
 use statrs::statistics::{Data, OrderStatistics, Statistics};
+
+use crate::compare::Verdict;
 
 /// The fewest rounds a verdict may rest on: two rounds give one degree of freedom, whose t
 /// quantiles are too wide to be useful and whose spread estimate is one number.
 pub const MIN_ROUNDS: usize = 3;
 
 /// Which build a process measures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AbSide {
     Base,
+    #[default]
     Candidate,
+}
+
+impl AbSide {
+    /// As `GATEKEEPER_SIDE` and the reports spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AbSide::Base => "base",
+            AbSide::Candidate => "candidate",
+        }
+    }
 }
 
 /// The order in which round `round` (counted from 0) runs its two processes: ABBA alternation,
@@ -77,6 +91,69 @@ pub enum AbOutcome {
     Improved,
     /// The round budget was spent, or a round was unusable, before either could be said.
     Inconclusive,
+}
+
+impl AbOutcome {
+    /// The shape verdict it becomes.
+    pub fn verdict(self) -> Verdict {
+        match self {
+            AbOutcome::Regressed => Verdict::Regressed,
+            AbOutcome::Unchanged => Verdict::Unchanged,
+            AbOutcome::Improved => Verdict::Improved,
+            AbOutcome::Inconclusive => Verdict::Inconclusive,
+        }
+    }
+}
+
+/// A shape's A/B comparison as the run record keeps it (`ab` in each result).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AbResult {
+    /// `regressed`, `unchanged`, `improved` or `inconclusive`: the shape's final verdict.
+    pub verdict: Verdict,
+    /// Geometric mean of the rounds' candidate/base ratios of medians; `null` when no round
+    /// could be used.
+    pub ratio: Option<f64>,
+    /// The interval for `ratio` at the level of the look that stopped; `null` when the test
+    /// stopped before it could form one.
+    pub ratio_ci: Option<[f64; 2]>,
+    /// Rounds measured: each one base and one candidate process.
+    pub rounds: usize,
+    /// Standard deviation of the rounds' log-ratios: the spread across processes.
+    pub spread: Option<f64>,
+    /// Each round's medians as `[base, candidate]`, in µs, in the order measured.
+    pub medians_us: Vec<[f64; 2]>,
+    /// The commit the base was built from.
+    pub base_commit: String,
+    /// Why the test stopped without a verdict, or why the spread leaves the threshold
+    /// undecidable here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl AbResult {
+    /// The record of a finished test over `rounds`, with `note` if one applies.
+    pub fn new(
+        verdict: &AbVerdict,
+        rounds: &[Round],
+        base_commit: &str,
+        note: Option<String>,
+    ) -> AbResult {
+        let finite = |x: f64| x.is_finite().then_some(x);
+        let ci = verdict.ratio_ci;
+        AbResult {
+            verdict: verdict.verdict.verdict(),
+            ratio: finite(verdict.ratio),
+            ratio_ci: (ci[0].is_finite() && ci[1].is_finite()).then_some(ci),
+            rounds: verdict.rounds,
+            spread: finite(verdict.spread).filter(|_| verdict.rounds > 1),
+            medians_us: rounds
+                .iter()
+                .map(|round| [round.base_us, round.candidate_us])
+                .collect(),
+            base_commit: base_commit.to_string(),
+            note,
+        }
+    }
 }
 
 /// A final A/B verdict with the evidence behind it.

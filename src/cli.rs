@@ -213,6 +213,11 @@ pub struct CheckArgs {
     #[arg(long, requires = "against")]
     pub against_tip: bool,
 
+    /// Measure every shape beside the base build (the --against commit, built from git) in
+    /// alternating processes, and judge it by those rounds; needs no stored baseline.
+    #[arg(long)]
+    pub ab: bool,
+
     #[command(flatten)]
     pub select: SelectArgs,
 
@@ -292,6 +297,7 @@ impl CheckArgs {
             config,
             against: self.against,
             against_tip: self.against_tip,
+            ab: self.ab,
             selection: self.select.into_selection(self.shard),
             reports: self.reports.into_paths(),
         }

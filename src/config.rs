@@ -65,6 +65,93 @@ pub struct GateSettings {
     #[serde(default = "defaults::outlier_fence")]
     #[schemars(range(min = 1, max = 100))]
     pub outlier_fence: Option<f64>,
+    /// What happens to a shape the stored baseline calls regressed or inconclusive: `ab`
+    /// measures it again beside the base build, in alternating processes, and that verdict is
+    /// final; `none` keeps the stored verdict. Unset means `ab` when `check --against REF` gives
+    /// a base to build, and `none` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirm: Option<Confirm>,
+    /// The same-runner A/B comparison's rounds and error rate.
+    #[serde(default)]
+    pub ab: AbSettings,
+}
+
+/// `gate.confirm`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Confirm {
+    /// Re-measure doubtful shapes beside the base build (same runner, interleaved rounds).
+    Ab,
+    /// The stored-baseline verdict is final.
+    None,
+}
+
+/// `gate.ab`: how a same-runner A/B comparison is run and stopped. A round is one base and one
+/// candidate process; the verdict comes from the rounds' log-ratios of medians.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AbSettings {
+    /// The first round at which the test may stop (at least 3).
+    #[serde(default = "defaults::ab_min_rounds")]
+    #[schemars(range(min = 3, max = 1000))]
+    pub min_rounds: usize,
+    /// The last round: the verdict is `inconclusive` if it is not certain by then.
+    #[serde(default = "defaults::ab_max_rounds")]
+    #[schemars(range(min = 3, max = 1000))]
+    pub max_rounds: usize,
+    /// Error rate of the interval over all looks (two-sided, split across rounds).
+    #[serde(default = "defaults::ab_alpha")]
+    #[schemars(extend("exclusiveMinimum" = 0), range(max = 0.5))]
+    pub alpha: f64,
+    /// Seconds one shape's rounds may take; past them the verdict is `inconclusive`.
+    #[serde(default = "defaults::ab_max_seconds")]
+    #[schemars(extend("exclusiveMinimum" = 0), range(max = 86_400))]
+    pub max_seconds: f64,
+}
+
+impl Default for AbSettings {
+    fn default() -> Self {
+        AbSettings {
+            min_rounds: defaults::ab_min_rounds(),
+            max_rounds: defaults::ab_max_rounds(),
+            alpha: defaults::ab_alpha(),
+            max_seconds: defaults::ab_max_seconds(),
+        }
+    }
+}
+
+impl AbSettings {
+    /// Out-of-range settings as (key, message).
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut problems = Vec::new();
+        if !(3..=1000).contains(&self.min_rounds) {
+            let got = self.min_rounds;
+            problems.push(("ab.min_rounds", format!("must be in [3, 1000], got {got}")));
+        }
+        if !(3..=1000).contains(&self.max_rounds) {
+            let got = self.max_rounds;
+            problems.push(("ab.max_rounds", format!("must be in [3, 1000], got {got}")));
+        } else if self.max_rounds < self.min_rounds {
+            problems.push((
+                "ab.max_rounds",
+                format!("must be at least ab.min_rounds ({})", self.min_rounds),
+            ));
+        }
+        if !(self.alpha > 0.0 && self.alpha <= 0.5) {
+            problems.push((
+                "ab.alpha",
+                format!("must be in (0, 0.5], got {}", self.alpha),
+            ));
+        }
+        if !(self.max_seconds > 0.0 && self.max_seconds <= 86_400.0) {
+            let got = self.max_seconds;
+            problems.push((
+                "ab.max_seconds",
+                format!("must be in (0, 86400], got {got}"),
+            ));
+        }
+        problems
+    }
 }
 
 impl GateSettings {
@@ -95,6 +182,7 @@ impl GateSettings {
                 ));
             }
         }
+        problems.extend(self.ab.problems());
         problems
     }
 }
@@ -106,6 +194,8 @@ impl Default for GateSettings {
             min_regressed_shapes: defaults::min_regressed_shapes(),
             alpha: defaults::alpha(),
             outlier_fence: defaults::outlier_fence(),
+            confirm: None,
+            ab: AbSettings::default(),
         }
     }
 }
@@ -164,6 +254,12 @@ pub struct KernelSpec {
     #[serde(default = "defaults::timeout_s")]
     #[schemars(extend("exclusiveMinimum" = 0), range(max = 86_400))]
     pub timeout_s: f64,
+    /// A build step run in each tree before the kernel's first measurement there: in the
+    /// working tree, and in the base tree exported for an A/B comparison. Its argv runs in the
+    /// folder of gates.yaml with the kernel's `env`; a failure fails every shape of the kernel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1), extend("prefixItems" = [{"pattern": "\\S"}]))]
+    pub setup: Option<Vec<String>>,
     /// Extra environment variables for the harness.
     #[serde(
         default,
@@ -205,6 +301,18 @@ mod defaults {
         42
     }
     pub fn timeout_s() -> f64 {
+        600.0
+    }
+    pub fn ab_min_rounds() -> usize {
+        3
+    }
+    pub fn ab_max_rounds() -> usize {
+        30
+    }
+    pub fn ab_alpha() -> f64 {
+        0.05
+    }
+    pub fn ab_max_seconds() -> f64 {
         600.0
     }
 }
@@ -558,6 +666,14 @@ impl KernelSpec {
             } else if !raw.kernels.iter().any(|kernel| &kernel.name == peer) {
                 problems.push((key, format!("unknown kernel {peer:?}")));
             }
+        }
+        match self.setup.as_ref().map(|argv| argv.first()) {
+            Some(None) => problems.push(("setup".to_string(), "must not be empty".to_string())),
+            Some(Some(program)) if program.trim().is_empty() => problems.push((
+                "setup[0]".to_string(),
+                "the program must not be blank".to_string(),
+            )),
+            _ => {}
         }
         for name in self.env.keys().filter(|name| !is_identifier(name)) {
             problems.push((

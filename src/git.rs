@@ -273,6 +273,86 @@ impl Repo {
             .collect())
     }
 
+    /// Writes `path` (a file or folder, relative to the repository root) as it is in `commit`'s
+    /// tree under `dest`, at the same relative path: the base of an A/B comparison, built
+    /// without touching the working tree, the index or HEAD. Executable bits and symbolic links
+    /// are kept; a submodule is left out (its commit is not in this repository). A path the
+    /// tree lacks writes nothing and returns `false`.
+    pub fn export(&self, commit: git2::Oid, path: &Path, dest: &Path) -> Result<bool> {
+        let tree = self.tree(commit)?;
+        let entry = if path.as_os_str().is_empty() {
+            None
+        } else {
+            match tree.get_path(path) {
+                Ok(entry) => Some(entry),
+                Err(err) if err.code() == git2::ErrorCode::NotFound => return Ok(false),
+                Err(err) => return Err(self.read_error(commit, path, err)),
+            }
+        };
+        let write = |relative: &Path, entry: &git2::TreeEntry<'_>| -> Result<()> {
+            let target = dest.join(relative);
+            let fail = |err: std::io::Error| Error::io(&target, err);
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent).map_err(fail)?;
+            }
+            let object = entry
+                .to_object(&self.inner)
+                .map_err(|err| self.read_error(commit, relative, err))?;
+            match (EntryKind::of(entry), object.as_blob()) {
+                (EntryKind::Folder, _) => std::fs::create_dir_all(&target).map_err(fail),
+                (EntryKind::Symlink, Some(blob)) => {
+                    let link = PathBuf::from(String::from_utf8_lossy(blob.content()).as_ref());
+                    std::os::unix::fs::symlink(link, &target).map_err(fail)
+                }
+                (EntryKind::File, Some(blob)) => {
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::write(&target, blob.content()).map_err(fail)?;
+                    if entry.filemode() == i32::from(git2::FileMode::BlobExecutable) {
+                        let executable = std::fs::Permissions::from_mode(0o755);
+                        std::fs::set_permissions(&target, executable).map_err(fail)?;
+                    }
+                    Ok(())
+                }
+                _ => Ok(()),
+            }
+        };
+        let subtree = match &entry {
+            None => tree.clone(),
+            Some(entry) if EntryKind::of(entry) == EntryKind::Folder => entry
+                .to_object(&self.inner)
+                .and_then(|object| object.peel_to_tree())
+                .map_err(|err| self.read_error(commit, path, err))?,
+            Some(entry) => {
+                write(path, entry)?;
+                return Ok(true);
+            }
+        };
+        std::fs::create_dir_all(dest.join(path)).map_err(|err| Error::io(dest, err))?;
+        let mut failed = None;
+        subtree
+            .walk(git2::TreeWalkMode::PreOrder, |folder, entry| {
+                let Ok(name) = entry.name() else {
+                    return git2::TreeWalkResult::Skip;
+                };
+                let relative = path.join(folder).join(name);
+                match write(&relative, entry) {
+                    Ok(()) => git2::TreeWalkResult::Ok,
+                    Err(err) => {
+                        failed = Some(err);
+                        git2::TreeWalkResult::Abort
+                    }
+                }
+            })
+            .or_else(|err| match failed.take() {
+                Some(failed) => Err(failed),
+                None => Err(self.read_error(commit, path, err)),
+            })?;
+        if let Some(failed) = failed {
+            return Err(failed);
+        }
+        Ok(true)
+    }
+
     fn tree(&self, commit: git2::Oid) -> Result<git2::Tree<'_>> {
         self.inner
             .find_commit(commit)

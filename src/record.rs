@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ab::AbResult;
 use crate::compare::{self, KernelDecision, Verdict};
 pub use crate::compare::{Kept, Side, Test};
 use crate::config::{GateSettings, TimingSettings};
@@ -53,6 +54,10 @@ pub struct RunRecord {
     pub dirty: Option<bool>,
     /// Where the baselines came from: a ref and its commit, or the working tree.
     pub baselines_from: String,
+    /// The build A/B comparisons measured beside the candidate, e.g. `main's merge-base with
+    /// HEAD (…)`; absent when no A/B comparison could run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ab_base: Option<String>,
     /// `K/N` when this run measured one slice of the plan; `gatekeeper merge` joins them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<String>,
@@ -133,6 +138,10 @@ pub struct ShapeResult {
     /// Gate 4: static resources, profiled metrics, class and limits checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<crate::profile::ShapeProfile>,
+    /// The same-runner A/B comparison against the base build, `null` where none ran. When it
+    /// ran, its verdict is this result's `verdict`.
+    #[serde(default)]
+    pub ab: Option<AbResult>,
 }
 
 /// Both sides of a shape's timing comparison: the baseline (absent when there is none, or for
@@ -257,6 +266,42 @@ impl ShapeResult {
             .candidate
             .as_ref()
             .map_or(&[], |side| side.samples_us.as_slice())
+    }
+
+    /// Makes an A/B comparison this shape's final verdict, keeping the stored comparison beside
+    /// it. A stored regression that A/B does not confirm is named as drift of the baseline.
+    pub fn settle_by_ab(&mut self, ab: AbResult) {
+        let stored = self.verdict;
+        let mut notes = Vec::new();
+        let stored_ratio = self
+            .test
+            .map(|test| format!(" ({:.3}x)", test.ratio))
+            .unwrap_or_default();
+        match (stored, ab.verdict) {
+            (Verdict::Regressed, Verdict::Regressed) => {}
+            (Verdict::Regressed, Verdict::Inconclusive) => notes.push(format!(
+                "the stored baseline said regressed{stored_ratio}; measured beside the base, \
+                 A/B could not decide"
+            )),
+            (Verdict::Regressed, settled) => notes.push(format!(
+                "the stored baseline said regressed{stored_ratio}; measured beside the base it \
+                 is {settled}: the baseline has drifted, refresh it with `gatekeeper baseline refresh`"
+            )),
+            _ => {}
+        }
+        notes.extend(ab.note.clone());
+        notes.extend(self.message.take());
+        self.message = (!notes.is_empty()).then(|| notes.join("; "));
+        self.verdict = ab.verdict;
+        self.ab = Some(ab);
+    }
+
+    /// Adds `note` to the message: why an A/B comparison could not settle this shape.
+    pub fn add_note(&mut self, note: String) {
+        self.message = Some(match self.message.take() {
+            Some(message) => format!("{note}; {message}"),
+            None => note,
+        });
     }
 
     /// The candidate's median over every sample, which peers are compared by.
@@ -655,12 +700,11 @@ mod tests {
         assert_eq!((&error.sides, error.test), (&Sides::default(), None));
         // Written again, every result has the very fields it was read from.
         for (i, result) in run.results.iter().enumerate() {
-            assert_eq!(
-                serde_json::to_value(result).unwrap(),
-                stored["results"][i],
-                "{}",
-                result.shape
-            );
+            let mut written = serde_json::to_value(result).unwrap();
+            // `ab`, null where no A/B comparison ran, is the one field added since.
+            let ab = written.as_object_mut().unwrap().remove("ab");
+            assert_eq!(ab, Some(serde_json::Value::Null));
+            assert_eq!(written, stored["results"][i], "{}", result.shape);
         }
     }
 

@@ -3,10 +3,11 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use super::ab::{self, AbScope};
 use super::{harness_for, measure_all, run_settings, show, ReportPaths};
 use crate::atomic;
 use crate::baseline::{BaselineSet, Source};
-use crate::config::Config;
+use crate::config::{Config, Confirm};
 use crate::error::{Error, Result};
 use crate::exit;
 use crate::git::Repo;
@@ -23,6 +24,8 @@ pub struct CheckOptions {
     pub against: Option<String>,
     /// Read the ref's tip rather than its merge-base with HEAD.
     pub against_tip: bool,
+    /// Measure every shape by A/B against the base build (`--ab`).
+    pub ab: bool,
     pub selection: Selection,
     pub reports: ReportPaths,
 }
@@ -44,6 +47,7 @@ pub fn run(options: &CheckOptions) -> Result<u8> {
     options.reports.prepare()?;
     let repo = Repo::discover(&config.root)?;
     let head = repo.as_ref().map(Repo::head_state).transpose()?;
+    let scope = ab_scope(&config, options)?;
     let source = baseline_source(&config, repo, options)?;
     let mut kernels: Vec<&str> = jobs.iter().map(|job| job.kernel.name.as_str()).collect();
     kernels.dedup();
@@ -53,6 +57,34 @@ pub fn run(options: &CheckOptions) -> Result<u8> {
     let outcomes = measure_all(&jobs, &harness as &dyn Harness, &run_settings(&config));
 
     let mut results = judge_all(&config, &jobs, &outcomes, &baselines);
+    // Doubtful (or, with --ab, all) shapes measured again beside the base build.
+    let chosen = ab::chosen(&results, scope, &config.gate);
+    let mut ab_base = None;
+    if let (Source::Git { resolved, .. }, false) = (&source, chosen.is_empty()) {
+        let mut kernels: Vec<&str> = chosen
+            .iter()
+            .map(|&at| jobs[at].kernel.name.as_str())
+            .collect();
+        kernels.dedup();
+        let repo = Repo::discover(&config.root)?.ok_or_else(|| {
+            Error::Git(format!(
+                "{} is no longer in a git repository",
+                config.root.display()
+            ))
+        })?;
+        let base = ab::Base::build(&repo, resolved.clone(), &config, &kernels)?;
+        ab_base = Some(resolved.describe());
+        let settings = run_settings(&config);
+        ab::settle(
+            &mut results,
+            &jobs,
+            &chosen,
+            &harness,
+            &base,
+            &settings,
+            &config.gate,
+        );
+    }
     // Gate 4, after every timing so the profiler's replays disturb none of them.
     super::profile::attach(&config, &jobs, &outcomes, &mut results)?;
     let mut run = RunRecord {
@@ -61,12 +93,18 @@ pub fn run(options: &CheckOptions) -> Result<u8> {
         commit: head.as_ref().and_then(|h| h.commit.clone()),
         dirty: head.as_ref().map(|h| h.dirty),
         baselines_from: source.describe(),
+        ab_base,
         shard: options.selection.shard.map(|shard| shard.to_string()),
         plan_id: plan_id(&config, options),
         plan_jobs: whole_plan,
         results,
         ..empty_record(&config)
     };
+    run.gate.confirm = Some(if scope == AbScope::Off {
+        Confirm::None
+    } else {
+        Confirm::Ab
+    });
     run.attach_peers();
     run.decide();
 
@@ -161,6 +199,7 @@ fn empty_record(config: &Config) -> RunRecord {
         commit: None,
         dirty: None,
         baselines_from: String::new(),
+        ab_base: None,
         shard: None,
         plan_id: String::new(),
         plan_jobs: 0,
@@ -175,6 +214,36 @@ fn empty_record(config: &Config) -> RunRecord {
         verdict: PassFail::Pass,
         kernels: Vec::new(),
         results: Vec::new(),
+    }
+}
+
+/// Which shapes are measured by A/B: every one with `--ab`; with `gate.confirm: ab` (or unset
+/// under `--against`), those whose stored verdict is in doubt. Both need a base to build, which
+/// only `--against REF` names: asking for A/B without one is a usage error, found before any
+/// measuring.
+fn ab_scope(config: &Config, options: &CheckOptions) -> Result<AbScope> {
+    let has_base = options.against.is_some();
+    let needs_base = |what: &str| {
+        Error::Usage(format!(
+            "{what} measures the base build beside the candidate, and needs a base: pass --against REF (its merge-base with HEAD is built from git)"
+        ))
+    };
+    if options.ab {
+        return if has_base {
+            Ok(AbScope::Every)
+        } else {
+            Err(needs_base("--ab"))
+        };
+    }
+    match config.gate.confirm {
+        Some(Confirm::None) => Ok(AbScope::Off),
+        Some(Confirm::Ab) if !has_base => Err(needs_base(&format!(
+            "`gate.confirm: ab` in {}",
+            config.path.display()
+        ))),
+        Some(Confirm::Ab) => Ok(AbScope::Confirm),
+        None if has_base => Ok(AbScope::Confirm),
+        None => Ok(AbScope::Off),
     }
 }
 
@@ -235,8 +304,8 @@ fn plan_id(config: &Config, options: &CheckOptions) -> String {
     hash.update(std::fs::read(&config.path).unwrap_or_default());
     let selection = &options.selection;
     hash.update(format!(
-        "{:?}|{:?}|{:?}|{}",
-        selection.kernels, selection.shapes, options.against, options.against_tip
+        "{:?}|{:?}|{:?}|{}|{}",
+        selection.kernels, selection.shapes, options.against, options.against_tip, options.ab
     ));
     hash.finalize()
         .iter()

@@ -1,6 +1,7 @@
 //! The commands, each a function from typed options to an exit code. They wire the pipeline
 //! together: config → plan → measure → compare → report.
 
+pub mod ab;
 pub mod check;
 pub mod doctor;
 pub mod offline;
@@ -11,6 +12,7 @@ use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::ab::AbSide;
 use crate::atomic;
 use crate::config::Config;
 use crate::cuda;
@@ -99,16 +101,22 @@ fn harness_for(config: &Config, jobs: &[Job]) -> Result<CommandHarness> {
         .path
         .canonicalize()
         .map_err(|err| Error::io(&config.path, err))?;
-    Ok(CommandHarness {
-        workdir: config.root.clone(),
-        cuda_runner: vec![
-            exe.display().to_string(),
-            "--config".to_string(),
-            config_path.display().to_string(),
-            cuda::RUNNER_SUBCOMMAND.to_string(),
-        ],
-        launch_only: false,
-    })
+    Ok(CommandHarness::new(
+        config.root.clone(),
+        cuda_runner(&exe, &config_path),
+        AbSide::Candidate,
+    ))
+}
+
+/// How a harness runs a `cuda:` kernel of the gates.yaml at `config_path`: this very binary,
+/// in runner mode, in a child process.
+fn cuda_runner(exe: &std::path::Path, config_path: &std::path::Path) -> Vec<String> {
+    vec![
+        exe.display().to_string(),
+        "--config".to_string(),
+        config_path.display().to_string(),
+        cuda::RUNNER_SUBCOMMAND.to_string(),
+    ]
 }
 
 fn run_settings(config: &Config) -> RunSettings {

@@ -27,7 +27,7 @@ impl GateOverrides {
             min_regressed_shapes: self
                 .min_regressed_shapes
                 .unwrap_or(gate.min_regressed_shapes),
-            outlier_fence: gate.outlier_fence,
+            ..gate.clone()
         };
         if let Some((key, message)) = gate.problems().into_iter().next() {
             return Err(Error::Usage(format!(
@@ -97,6 +97,11 @@ pub fn report(path: &Path, overrides: &GateOverrides, reports: &ReportPaths) -> 
                 };
                 let mut judged = result.rejudge(baseline, &gate);
                 judged.peers = result.peers.clone();
+                // An A/B verdict was reached by rounds stopped under the run's own threshold:
+                // it stands (a new threshold needs a new check), beside the re-judged stored test.
+                if let Some(ab) = &result.ab {
+                    judged.settle_by_ab(ab.clone());
+                }
                 judged
             })
             .collect();

@@ -16,7 +16,9 @@ use serde::Deserialize;
 use wait_timeout::ChildExt;
 
 use super::{Details, Failure, Harness, Measurement, Outcome, RunSettings};
+use crate::ab::AbSide;
 use crate::plan::Job;
+use std::collections::HashMap;
 
 /// How much of each output stream is kept: the protocol only needs the end of stdout, and
 /// 32 MiB holds the longest report line `timing.samples` allows.
@@ -36,6 +38,103 @@ pub struct CommandHarness {
     pub cuda_runner: Vec<String>,
     /// The harness launches the kernel once for a profiler and reports no samples.
     pub launch_only: bool,
+    /// Which build this harness measures, told to it as `GATEKEEPER_SIDE`.
+    pub side: AbSide,
+    /// Each kernel's `setup:` outcome in this tree, so it runs once per kernel and a failure
+    /// fails every later shape of the kernel with the same message.
+    pub setups: Mutex<HashMap<String, Result<(), Failure>>>,
+}
+
+impl CommandHarness {
+    /// A harness for the build in `workdir`, running `cuda:` kernels with `cuda_runner`.
+    pub fn new(workdir: PathBuf, cuda_runner: Vec<String>, side: AbSide) -> CommandHarness {
+        CommandHarness {
+            workdir,
+            cuda_runner,
+            launch_only: false,
+            side,
+            setups: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Runs the kernel's `setup:` the first time one of its shapes is measured here.
+    fn set_up(&self, job: &Job, settings: &RunSettings) -> Result<(), Failure> {
+        let Some(setup) = &job.kernel.setup else {
+            return Ok(());
+        };
+        let Ok(mut setups) = self.setups.lock() else {
+            return Err(Failure {
+                message: "setup state is unavailable".to_string(),
+                stderr_tail: String::new(),
+            });
+        };
+        setups
+            .entry(job.kernel.name.clone())
+            .or_insert_with(|| {
+                let shown = setup.join(" ");
+                let failed = |message: String, stderr_tail: String| Failure {
+                    message: format!("setup `{shown}` {message}"),
+                    stderr_tail,
+                };
+                let Some((program, args)) = setup.split_first() else {
+                    return Err(failed("is empty".to_string(), String::new()));
+                };
+                let mut command = self.command(program, args, job, settings)?;
+                let child = command
+                    .spawn()
+                    .map_err(|err| failed(format!("cannot start: {err}"), String::new()))?;
+                let finished = finish(child, job.kernel.timeout_s);
+                match finished.status {
+                    Ok(Some(status)) if status.success() => Ok(()),
+                    Ok(Some(status)) => {
+                        Err(failed(format!("failed: {status}"), finished.stderr_tail))
+                    }
+                    Ok(None) => Err(failed(
+                        format!("timed out after {} s and was killed", job.kernel.timeout_s),
+                        finished.stderr_tail,
+                    )),
+                    Err(err) => Err(failed(
+                        format!("could not be waited for: {err}"),
+                        finished.stderr_tail,
+                    )),
+                }
+            })
+            .clone()
+    }
+
+    fn command(
+        &self,
+        program: &str,
+        args: &[String],
+        job: &Job,
+        settings: &RunSettings,
+    ) -> Result<Command, Failure> {
+        let mut command = harness_command(program, args, &self.workdir, job, settings)?;
+        command.env("GATEKEEPER_SIDE", self.side.as_str());
+        Ok(command)
+    }
+}
+
+/// A finished (or killed) harness process and what it printed.
+struct Finished {
+    status: std::io::Result<Option<std::process::ExitStatus>>,
+    stdout: String,
+    stderr_tail: String,
+}
+
+/// Waits for `child` up to `timeout_s`, collecting its output; see [`wait_or_kill`].
+fn finish(mut child: Child, timeout_s: f64) -> Finished {
+    RUNNING.store(child.id(), Ordering::SeqCst);
+    let (stdout, stdout_closed) = drain(child.stdout.take());
+    let (stderr, stderr_closed) = drain(child.stderr.take());
+    let status = wait_or_kill(&mut child, Duration::from_secs_f64(timeout_s));
+    RUNNING.store(0, Ordering::SeqCst);
+    settle(&[&stdout_closed, &stderr_closed]);
+    Finished {
+        status,
+        stdout: stdout.text(),
+        stderr_tail: tail_lines(&stderr.text()),
+    }
 }
 
 /// The JSON object a harness prints last.
@@ -66,26 +165,22 @@ impl Harness for CommandHarness {
                 stderr_tail: String::new(),
             });
         };
-        let mut command =
-            harness_command(program_path, program_args, &self.workdir, job, settings)?;
+        self.set_up(job, settings)?;
+        let mut command = self.command(program_path, program_args, job, settings)?;
         let program = if kernel.cuda.is_some() {
             "the CUDA runner".to_string()
         } else {
             argv.join(" ")
         };
-        let mut child = command.spawn().map_err(|err| Failure {
+        let child = command.spawn().map_err(|err| Failure {
             message: format!("cannot start `{program}`: {err}"),
             stderr_tail: String::new(),
         })?;
-        RUNNING.store(child.id(), Ordering::SeqCst);
-        let (stdout, stdout_closed) = drain(child.stdout.take());
-        let (stderr, stderr_closed) = drain(child.stderr.take());
-        let timeout = Duration::from_secs_f64(kernel.timeout_s);
-        let status = wait_or_kill(&mut child, timeout);
-        RUNNING.store(0, Ordering::SeqCst);
-        settle(&[&stdout_closed, &stderr_closed]);
-        let stdout = stdout.text();
-        let stderr_tail = tail_lines(&stderr.text());
+        let Finished {
+            status,
+            stdout,
+            stderr_tail,
+        } = finish(child, kernel.timeout_s);
         let fail = |message: String| Failure {
             message,
             stderr_tail: stderr_tail.clone(),

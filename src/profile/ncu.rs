@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use indexmap::IndexMap;
 
 use super::MetricValue;
+use crate::ab::AbSide;
 use crate::cuda::{runner::PROFILE_ENV, tools};
 use crate::measure::{CommandHarness, Harness, Outcome, RunSettings};
 use crate::plan::Job;
@@ -138,9 +139,8 @@ pub fn bare_runner(
     settings: &RunSettings,
 ) -> Outcome {
     let harness = CommandHarness {
-        workdir: workdir.to_path_buf(),
-        cuda_runner: runner.to_vec(),
         launch_only: true,
+        ..CommandHarness::new(workdir.to_path_buf(), runner.to_vec(), AbSide::Candidate)
     };
     let mut kernel = job.kernel.clone();
     kernel.env.insert(PROFILE_ENV.to_string(), "1".to_string());

@@ -355,6 +355,7 @@ pub(crate) mod fixture {
             commit: Some("fedcba9876543210fedcba9876543210fedcba98".into()),
             dirty: Some(false),
             baselines_from: "origin/main (0123456789ab)".into(),
+            ab_base: None,
             shard: None,
             plan_id: "fixture".into(),
             plan_jobs: 10,

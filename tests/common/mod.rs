@@ -89,6 +89,26 @@ impl Project {
             .unwrap()
     }
 
+    /// Creates branch `name` at HEAD and checks it out (the files do not change).
+    pub fn branch(&self, name: &str) {
+        let head = self.repo.head().unwrap().peel_to_commit().unwrap();
+        self.repo.branch(name, &head, false).unwrap();
+        self.repo.set_head(&format!("refs/heads/{name}")).unwrap();
+    }
+
+    /// Runs gatekeeper with extra environment variables.
+    pub fn gatekeeper_with(
+        &self,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> assert_cmd::assert::Assert {
+        Command::new(env!("CARGO_BIN_EXE_gatekeeper"))
+            .current_dir(self.path())
+            .envs(env.iter().copied())
+            .args(args)
+            .assert()
+    }
+
     pub fn gatekeeper(&self, args: &[&str]) -> assert_cmd::assert::Assert {
         Command::new(env!("CARGO_BIN_EXE_gatekeeper"))
             .current_dir(self.path())

@@ -1,0 +1,412 @@
+//! Same-runner A/B: the base build, made from git, measured beside the candidate in alternating
+//! processes until [`SequentialTest`] is certain (the statistics live in [`crate::ab`]).
+//!
+//! The base is a commit (the merge-base of HEAD and `--against REF`, or REF's tip). Its
+//! gates.yaml and the files its kernels need are written from the commit's tree through libgit2
+//! into a private folder (the working tree, index and HEAD are never touched), and its kernels
+//! run there with the same harness code, the same NVRTC and the same GPU as the candidate's.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::ab::{side_order, AbDecision, AbResult, AbSide, Round, SequentialTest};
+use crate::config::{Config, GateSettings, KernelSpec};
+use crate::error::{Error, Result};
+use crate::git::{short_commit, Repo, ResolvedRef};
+use crate::measure::{CommandHarness, Failure, Harness, Measurement, RunSettings};
+use crate::plan::Job;
+use crate::record::ShapeResult;
+use crate::report::neutralise;
+use crate::{compare::Verdict, errln};
+
+/// Which shapes a check measures by A/B.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AbScope {
+    /// None: the stored verdicts are final.
+    Off,
+    /// Shapes whose stored verdict is in doubt ([`needs_confirmation`]).
+    Confirm,
+    /// Every shape that ran and was correct (`check --ab`).
+    Every,
+}
+
+/// Whether a stored-baseline verdict must be confirmed beside the base before its kernel is
+/// judged: a regression, an inconclusive test, or an interval that reaches a threshold-sized
+/// slowdown.
+pub fn needs_confirmation(result: &ShapeResult, gate: &GateSettings) -> bool {
+    matches!(result.verdict, Verdict::Regressed | Verdict::Inconclusive)
+        || (result.verdict == Verdict::Unchanged
+            && result
+                .test
+                .is_some_and(|test| test.ci[1] > 1.0 + gate.regression_threshold))
+}
+
+/// The base build: its gates.yaml and files, exported from a commit, and a harness that runs
+/// its kernels there.
+pub struct Base {
+    pub resolved: ResolvedRef,
+    /// The exported tree; removed when the base is dropped.
+    _export: tempfile::TempDir,
+    /// The base's gates.yaml, or why it cannot be used (missing, invalid).
+    config: std::result::Result<Config, String>,
+    harness: Option<CommandHarness>,
+}
+
+impl Base {
+    /// Exports what `kernels` need from `resolved`'s tree and loads the base's gates.yaml,
+    /// found at the same path as `head`'s. A missing or invalid base gates.yaml is not an error
+    /// here: each shape is reported as having no usable base.
+    pub fn build(
+        repo: &Repo,
+        resolved: ResolvedRef,
+        head: &Config,
+        kernels: &[&str],
+    ) -> Result<Base> {
+        let export = tempfile::Builder::new()
+            .prefix("gatekeeper-base-")
+            .tempdir()
+            .map_err(|err| {
+                Error::Environment(format!("cannot create a folder for the base build: {err}"))
+            })?;
+        let root = repo.relative(&head.root)?;
+        let file_name = head
+            .path
+            .file_name()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("gates.yaml"));
+        let config_in_repo = root.join(&file_name);
+        let commit = resolved.commit;
+        let short = short_commit(&commit.to_string()).to_string();
+        let config = if repo.export(commit, &config_in_repo, export.path())? {
+            let path = export.path().join(&config_in_repo);
+            Config::load(&path).map_err(|err| {
+                format!(
+                    "the base's {} ({short}) is invalid: {err}",
+                    config_in_repo.display()
+                )
+            })
+        } else {
+            Err(format!(
+                "the base ({short}) has no {}",
+                config_in_repo.display()
+            ))
+        };
+        let mut harness = None;
+        if let Ok(config) = &config {
+            for folder in needed_paths(config, kernels) {
+                repo.export(commit, &root.join(folder), export.path())?;
+            }
+            let exe = std::env::current_exe().map_err(|err| {
+                Error::Environment(format!("cannot locate the gatekeeper binary: {err}"))
+            })?;
+            harness = Some(CommandHarness::new(
+                config.root.clone(),
+                super::cuda_runner(&exe, &config.path),
+                AbSide::Base,
+            ));
+        }
+        Ok(Base {
+            resolved,
+            _export: export,
+            config,
+            harness,
+        })
+    }
+
+    /// The base's job for the candidate's `job`: the same kernel on the same shape with the same
+    /// parameters, or why the base has none.
+    pub fn job<'b>(&'b self, job: &Job) -> std::result::Result<Job<'b>, String> {
+        let config = self.config.as_ref().map_err(Clone::clone)?;
+        let short = short_commit(&self.resolved.commit.to_string()).to_string();
+        let kernel = config.kernel(&job.kernel.name).ok_or_else(|| {
+            format!(
+                "kernel {} is new: the base ({short}) does not define it",
+                job.kernel.name
+            )
+        })?;
+        let (shape, params) = config
+            .shapes
+            .get_key_value(job.shape)
+            .filter(|_| kernel.shapes.iter().any(|s| s == job.shape))
+            .ok_or_else(|| {
+                format!(
+                    "shape {} of kernel {} is new: the base ({short}) does not measure it",
+                    job.shape, job.kernel.name
+                )
+            })?;
+        if params != job.params {
+            return Err(format!(
+                "shape {} has other parameters in the base ({short}): A/B compares the same work only",
+                job.shape
+            ));
+        }
+        Ok(Job {
+            index: job.index,
+            kernel,
+            shape,
+            params,
+        })
+    }
+
+    pub fn harness(&self) -> Option<&CommandHarness> {
+        self.harness.as_ref()
+    }
+}
+
+/// The folders (relative to the config's folder) that `kernels` of `config` need: for `cuda:`
+/// kernels their sources' folders and `-I` folders; for any command harness, everything.
+fn needed_paths(config: &Config, kernels: &[&str]) -> Vec<PathBuf> {
+    let specs: Vec<&KernelSpec> = kernels
+        .iter()
+        .filter_map(|name| config.kernel(name))
+        .collect();
+    if specs.iter().any(|kernel| kernel.cuda.is_none()) {
+        return vec![PathBuf::new()];
+    }
+    let mut paths: Vec<PathBuf> = Vec::new();
+    for cuda in specs.iter().filter_map(|kernel| kernel.cuda.as_ref()) {
+        let sources = std::iter::once(&cuda.source).chain(cuda.reference.source.as_ref());
+        for source in sources {
+            paths.push(
+                Path::new(source)
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_default(),
+            );
+        }
+        let options = cuda.options.iter().chain(&cuda.reference.options);
+        for option in options {
+            if let Some(folder) = option
+                .strip_prefix("-I")
+                .or_else(|| option.strip_prefix("--include-path="))
+                .filter(|folder| Path::new(folder).is_relative())
+            {
+                paths.push(PathBuf::from(folder));
+            }
+        }
+    }
+    // Inside the tree only: `..` would climb out of the exported folder.
+    paths.retain(|path| {
+        !path
+            .components()
+            .any(|c| c == std::path::Component::ParentDir)
+    });
+    paths.sort();
+    paths.dedup();
+    paths
+}
+
+/// How an A/B comparison of one shape ended.
+#[derive(Debug)]
+pub enum AbRun {
+    Done(AbResult),
+    /// The base could not be measured: the stored verdict stands.
+    BaseFailed(String),
+    /// The candidate failed or was wrong in a round: the shape is an error or incorrect.
+    CandidateFailed {
+        round: usize,
+        failure: Failure,
+    },
+    CandidateIncorrect {
+        round: usize,
+        measurement: Measurement,
+    },
+}
+
+/// Measures rounds of `base` and `candidate` in ABBA order until the test of `gate` stops, or
+/// until `gate.ab.max_seconds` are spent. `jobs` and `harnesses` are `[base, candidate]`.
+pub fn compare_rounds(
+    jobs: [&Job; 2],
+    harnesses: [&dyn Harness; 2],
+    settings: &RunSettings,
+    gate: &GateSettings,
+    base_commit: &str,
+) -> AbRun {
+    let test = SequentialTest {
+        threshold: gate.regression_threshold,
+        alpha: gate.ab.alpha,
+        min_rounds: gate.ab.min_rounds,
+        max_rounds: gate.ab.max_rounds,
+    };
+    let started = Instant::now();
+    let mut rounds: Vec<Round> = Vec::new();
+    let mut log_ratios: Vec<f64> = Vec::new();
+    loop {
+        let round = log_ratios.len();
+        let mut samples = [Vec::new(), Vec::new()];
+        for side in side_order(round) {
+            let at = usize::from(side == AbSide::Candidate);
+            match harnesses[at].measure(jobs[at], settings) {
+                Err(failure) if side == AbSide::Base => {
+                    return AbRun::BaseFailed(format!(
+                        "the base failed in round {}: {}",
+                        round + 1,
+                        failure.message
+                    ))
+                }
+                Err(failure) => {
+                    return AbRun::CandidateFailed {
+                        round: round + 1,
+                        failure,
+                    }
+                }
+                Ok(measured) if measured.correct == Some(false) => {
+                    if side == AbSide::Base {
+                        return AbRun::BaseFailed(format!(
+                            "the base's output was incorrect in round {}",
+                            round + 1
+                        ));
+                    }
+                    return AbRun::CandidateIncorrect {
+                        round: round + 1,
+                        measurement: measured,
+                    };
+                }
+                Ok(measured) => samples[at] = measured.samples_us,
+            }
+        }
+        match Round::from_samples(&samples[0], &samples[1]) {
+            Some(measured) => {
+                rounds.push(measured);
+                log_ratios.push(measured.log_ratio());
+            }
+            None => log_ratios.push(f64::NAN),
+        }
+        let spent = started.elapsed().as_secs_f64() > gate.ab.max_seconds;
+        let verdict = match test.decide(&log_ratios) {
+            AbDecision::Final(verdict) => verdict,
+            AbDecision::Continue if !spent => continue,
+            // Out of time: judged as at the last look, without its certainty.
+            AbDecision::Continue => {
+                let last = SequentialTest {
+                    min_rounds: log_ratios.len(),
+                    max_rounds: log_ratios.len(),
+                    ..test
+                };
+                let mut verdict = match last.decide(&log_ratios) {
+                    AbDecision::Final(verdict) => verdict,
+                    AbDecision::Continue => crate::ab::AbVerdict {
+                        verdict: crate::ab::AbOutcome::Inconclusive,
+                        ratio: f64::NAN,
+                        ratio_ci: [f64::NAN; 2],
+                        rounds: log_ratios.len(),
+                        spread: f64::NAN,
+                    },
+                };
+                verdict.verdict = crate::ab::AbOutcome::Inconclusive;
+                let note = format!(
+                    "the A/B time budget (gate.ab.max_seconds: {} s) was spent after {} rounds",
+                    gate.ab.max_seconds,
+                    log_ratios.len()
+                );
+                return AbRun::Done(AbResult::new(&verdict, &rounds, base_commit, Some(note)));
+            }
+        };
+        let note = if log_ratios.iter().any(|x| !x.is_finite()) {
+            Some(format!(
+                "round {} had no usable median on a side",
+                log_ratios.len()
+            ))
+        } else if verdict.verdict == crate::ab::AbOutcome::Inconclusive {
+            test.undecidable_note(verdict.spread)
+        } else {
+            None
+        };
+        return AbRun::Done(AbResult::new(&verdict, &rounds, base_commit, note));
+    }
+}
+
+/// The positions in `results` of the shapes `scope` measures by A/B.
+pub fn chosen(results: &[ShapeResult], scope: AbScope, gate: &GateSettings) -> Vec<usize> {
+    (0..results.len())
+        .filter(|&at| match scope {
+            AbScope::Off => false,
+            AbScope::Confirm => needs_confirmation(&results[at], gate),
+            AbScope::Every => !results[at].verdict.is_fatal(),
+        })
+        .collect()
+}
+
+/// Measures the `chosen` shapes of `results` (whose jobs are `jobs`, in the same order) by
+/// A/B, and settles each by it.
+pub fn settle(
+    results: &mut [ShapeResult],
+    jobs: &[Job],
+    chosen: &[usize],
+    candidate: &dyn Harness,
+    base: &Base,
+    settings: &RunSettings,
+    gate: &GateSettings,
+) {
+    errln!(
+        "A/B: {} shape(s) measured beside {}",
+        chosen.len(),
+        base.resolved.describe()
+    );
+    let base_commit = base.resolved.commit.to_string();
+    for &at in chosen {
+        let (job, result) = (&jobs[at], &mut results[at]);
+        let label = format!("{}/{}", job.kernel.name, job.shape);
+        let run = match (base.job(job), base.harness()) {
+            (Err(why), _) => AbRun::BaseFailed(why),
+            (Ok(_), None) => AbRun::BaseFailed("the base cannot be built".to_string()),
+            (Ok(base_job), Some(harness)) => compare_rounds(
+                [&base_job, job],
+                [harness as &dyn Harness, candidate],
+                settings,
+                gate,
+                &base_commit,
+            ),
+        };
+        errln!("A/B {label}: {}", neutralise(&describe(&run)));
+        apply(result, run);
+    }
+}
+
+/// Writes an A/B run's outcome into the shape's result.
+pub fn apply(result: &mut ShapeResult, run: AbRun) {
+    match run {
+        AbRun::Done(ab) => result.settle_by_ab(ab),
+        AbRun::BaseFailed(why) => result.add_note(format!(
+            "not measured by A/B: {why}; the stored verdict stands"
+        )),
+        AbRun::CandidateFailed { round, failure } => {
+            result.verdict = Verdict::Error;
+            result.message = Some(format!("A/B round {round}: {}", failure.message));
+            result.stderr_tail =
+                (!failure.stderr_tail.trim().is_empty()).then_some(failure.stderr_tail);
+        }
+        AbRun::CandidateIncorrect { round, measurement } => {
+            result.verdict = Verdict::Incorrect;
+            result.correct = Some(false);
+            result.max_abs_err = measurement.max_abs_err;
+            result.max_rel_err = measurement.max_rel_err;
+            result.rel_l2_err = measurement.rel_l2_err;
+            let why = measurement
+                .message
+                .unwrap_or_else(|| "the harness reported incorrect output".to_string());
+            result.message = Some(format!("A/B round {round}: {why}"));
+            let tail = measurement.stderr_tail;
+            result.stderr_tail = (!tail.trim().is_empty()).then_some(tail);
+        }
+    }
+}
+
+fn describe(run: &AbRun) -> String {
+    match run {
+        AbRun::Done(ab) => {
+            let ratio = ab.ratio.map_or("-".to_string(), |r| format!("{r:.3}x"));
+            let ci = ab
+                .ratio_ci
+                .map_or(String::new(), |[lo, hi]| format!(" [{lo:.3}, {hi:.3}]"));
+            format!("{ratio}{ci} over {} rounds: {}", ab.rounds, ab.verdict)
+        }
+        AbRun::BaseFailed(why) => format!("not measured: {why}"),
+        AbRun::CandidateFailed { round, failure } => {
+            format!("round {round}: the candidate failed: {}", failure.message)
+        }
+        AbRun::CandidateIncorrect { round, .. } => {
+            format!("round {round}: the candidate's output was incorrect")
+        }
+    }
+}
