@@ -197,6 +197,31 @@ __device__ __forceinline__ float (&flat(float (&a)[N][4]))[N * 4] {
     return *reinterpret_cast<float(*)[N * 4]>(&a[0][0]);
 }
 
+#ifdef SDPA_EXTRA_WORK
+// TEST-ONLY KNOB, for demonstrating regression detection; never set in production. Without
+// the macro nothing below or in the other `#ifdef SDPA_EXTRA_WORK` blocks is compiled.
+//
+// With -DSDPA_EXTRA_WORK=1 both implementations run ceil(n_tiles / 20) extra iterations of
+// their K/V tile loop per CTA (at least one: 5-6 % more loop work on long loops, more on short
+// ones, e.g. 1 in 4 at S = 256), re-processing the CTA's first tiles 0, 1, ... in full: loads,
+// widening, Q K^T, online softmax and P V. Every score of an extra tile gets -inf added before
+// the softmax (like the causal mask, this relies on score_scale > 0), so its maxima are -inf:
+// m keeps its value (finite, since every row met key 0 in the first tile), alpha = exp2(0) = 1,
+// P = exp2(-inf) = 0, l += 0 and O += 0 * V. The output does not change, yet each result feeds
+// the live scores, sums and accumulators, so nothing can be eliminated. The tiles re-read are
+// ones the main loop already processed (so they bring no new data, NaN or otherwise).
+__device__ __forceinline__ int extra_tiles(int n_tiles) { return (n_tiles + 19) / 20; }
+// The K/V tile that loop iteration `it` processes: 0 .. n_tiles - 1, then 0, 1, ... again.
+__device__ __forceinline__ int extra_source_tile(int it, int n_tiles) {
+    return it < n_tiles ? it : it - n_tiles;
+}
+// Scores of an extra tile: finite + (-inf) = -inf, which the compiler cannot fold away.
+template <int N> __device__ __forceinline__ void extra_mask(float (&s)[N]) {
+#pragma unroll
+    for (int i = 0; i < N; ++i) s[i] += NEG_INF;
+}
+#endif
+
 // WARPS warps, each owning MT m-tiles of 16 query rows: a CTA owns BR = 16 * MT * WARPS rows.
 // Every K/V tile widened into shared memory serves all of them, and with MT = 2 every K or V
 // fragment a warp loads from shared memory feeds two MMAs.
@@ -275,7 +300,14 @@ __device__ void sdpa_fp8(const uint8_t* __restrict__ q, const uint8_t* __restric
 
     const int n_tiles = CAUSAL ? ((q_block + 1) * BR + BC - 1) / BC : (S / BC);
     load_tile(0);
+#ifdef SDPA_EXTRA_WORK
+    // Test-only extra iterations (see `extra_tiles`); `tile` is the K/V tile processed.
+    const int n_iters = n_tiles + extra_tiles(n_tiles);
+    for (int it = 0; it < n_iters; ++it) {
+        const int tile = extra_source_tile(it, n_tiles);
+#else
     for (int tile = 0; tile < n_tiles; ++tile) {
+#endif
         const int key0 = tile * BC;
         __syncthreads();   // every warp is done reading the previous tile
 #pragma unroll
@@ -286,7 +318,11 @@ __device__ void sdpa_fp8(const uint8_t* __restrict__ q, const uint8_t* __restric
             widen16(&tiles.v[r * STRIDE + col], v_next[i]);
         }
         __syncthreads();
+#ifdef SDPA_EXTRA_WORK
+        if (it + 1 < n_iters) load_tile(extra_source_tile(it + 1, n_tiles));
+#else
         if (tile + 1 < n_tiles) load_tile(tile + 1);
+#endif
 
         // A causal warp skips tiles that lie wholly after its last row (it still helped load).
         if (CAUSAL && key0 > warp_row0 + 16 * MT - 1) continue;
@@ -352,6 +388,12 @@ __device__ void sdpa_fp8(const uint8_t* __restrict__ q, const uint8_t* __restric
             }
         }
 
+#ifdef SDPA_EXTRA_WORK
+        if (it >= n_tiles) {   // an extra tile: every score to -inf, so P = 0
+#pragma unroll
+            for (int mt = 0; mt < MT; ++mt) extra_mask(flat(s[mt]));
+        }
+#endif
         uint32_t pa[MT][BC / 16][4];
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt) {
@@ -546,7 +588,16 @@ __device__ void sdpa_fp8_wgmma(const uint8_t* __restrict__ q, const uint8_t* __r
     const int n_tiles = CAUSAL ? (q_block + 1) * BR / BC : S / BC;
     load_k(0);   // commits Q's copies with K's first tile
     load_v(0);
+#ifdef SDPA_EXTRA_WORK
+    // Test-only extra iterations (see `extra_tiles`); `tile` is the K/V tile processed. n_tiles
+    // is even (BR = 2 * BC, S a multiple of 128), so the K buffers (tile & 1) still alternate
+    // from tile n_tiles - 1 to tile 0.
+    const int n_iters = n_tiles + extra_tiles(n_tiles);
+    for (int it = 0; it < n_iters; ++it) {
+        const int tile = extra_source_tile(it, n_tiles);
+#else
     for (int tile = 0; tile < n_tiles; ++tile) {
+#endif
         const int key0 = tile * BC;
         cp_async_wait_all();
         fence_async_shared();
@@ -558,10 +609,18 @@ __device__ void sdpa_fp8_wgmma(const uint8_t* __restrict__ q, const uint8_t* __r
             uint8_t* dst = v_s + (r / 8) * V_KGROUP + 2 * s * 128 + (r % 8) * 16;
             widen16_split(dst, dst + 128, v_next[i]);   // 8-column core matrices 128 bytes apart
         }
+#ifdef SDPA_EXTRA_WORK
+        if (it + 1 < n_iters) {
+            const int next = extra_source_tile(it + 1, n_tiles);
+            load_k(next);
+            load_v(next);
+        }
+#else
         if (tile + 1 < n_tiles) {
             load_k(tile + 1);
             load_v(tile + 1);
         }
+#endif
 
         // S = Q K^T: four k-steps of 32 E4M3, each K descriptor serving both 64-row tiles.
         float s_acc[2][32];
@@ -585,6 +644,12 @@ __device__ void sdpa_fp8_wgmma(const uint8_t* __restrict__ q, const uint8_t* __r
         fence_async_shared();
         __syncthreads();   // V's widened tile is complete
 
+#ifdef SDPA_EXTRA_WORK
+        if (it >= n_tiles) {   // an extra tile: every score to -inf, so P = 0
+            extra_mask(s_acc[0]);
+            extra_mask(s_acc[1]);
+        }
+#endif
         uint32_t pa[2][BC / 16][4];
 #pragma unroll
         for (int mt = 0; mt < 2; ++mt) {
