@@ -343,9 +343,9 @@ impl Repo {
                     }
                 }
             })
-            .or_else(|err| match failed.take() {
-                Some(failed) => Err(failed),
-                None => Err(self.read_error(commit, path, err)),
+            .map_err(|err| match failed.take() {
+                Some(failed) => failed,
+                None => self.read_error(commit, path, err),
             })?;
         if let Some(failed) = failed {
             return Err(failed);

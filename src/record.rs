@@ -275,7 +275,7 @@ impl ShapeResult {
         let mut notes = Vec::new();
         let stored_ratio = self
             .test
-            .map(|test| format!(" ({:.3}x)", test.ratio))
+            .map(|test| format!(" ({:.3}×)", test.ratio))
             .unwrap_or_default();
         match (stored, ab.verdict) {
             (Verdict::Regressed, Verdict::Regressed) => {}

@@ -130,7 +130,7 @@ fn a_regression_hidden_by_a_faster_runner_is_caught_by_ab() {
             .code(1);
         std::fs::read_to_string(project.path().join("out.md")).unwrap()
     };
-    assert!(markdown.contains("1.150x"), "{markdown}");
+    assert!(markdown.contains("1.150×"), "{markdown}");
     assert!(markdown.contains("3 rounds"), "{markdown}");
 }
 

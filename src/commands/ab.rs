@@ -209,7 +209,7 @@ pub enum AbRun {
     },
     CandidateIncorrect {
         round: usize,
-        measurement: Measurement,
+        measurement: Box<Measurement>,
     },
 }
 
@@ -259,7 +259,7 @@ pub fn compare_rounds(
                     }
                     return AbRun::CandidateIncorrect {
                         round: round + 1,
-                        measurement: measured,
+                        measurement: Box::new(measured),
                     };
                 }
                 Ok(measured) => samples[at] = measured.samples_us,

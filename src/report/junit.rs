@@ -7,7 +7,8 @@
 use junit_report::{Duration, OffsetDateTime, ReportBuilder, TestCase, TestSuiteBuilder};
 
 use super::{
-    describe_errors, describe_gate, format_delta, format_mean, format_p, neutralise, Exporter,
+    describe_errors, describe_gate, format_ab, format_delta, format_mean, format_p, neutralise,
+    Exporter,
 };
 use crate::compare::Verdict;
 use crate::record::{RunRecord, ShapeResult};
@@ -93,6 +94,14 @@ fn summarize(result: &ShapeResult) -> String {
         format_delta(result),
         format_p(result),
     )];
+    if let Some(ab) = &result.ab {
+        lines.push(format!(
+            "A/B beside {}: candidate/base {}: {}",
+            crate::git::short_commit(&ab.base_commit),
+            format_ab(result),
+            ab.verdict
+        ));
+    }
     if let Some(message) = &result.message {
         lines.push(message.clone());
     }

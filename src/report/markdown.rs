@@ -12,8 +12,8 @@
 use std::fmt::Write;
 
 use super::{
-    describe_errors, describe_gate, format_delta, format_mean, format_p, is_unsafe, neutralise,
-    push_escaped, Exporter,
+    describe_errors, describe_gate, format_ab, format_delta, format_mean, format_p, is_unsafe,
+    neutralise, push_escaped, Exporter,
 };
 use crate::compare::Verdict;
 use crate::record::{KernelResult, RunRecord, ShapeResult};
@@ -165,7 +165,7 @@ fn summarised(run: &RunRecord, budget: usize) -> String {
 /// A failing kernel's table cut down to the shapes that failed it, as many as fit in `room`
 /// bytes; `None` when not even its heading fits.
 fn compact_table(run: &RunRecord, kernel: &KernelResult, room: usize) -> Option<String> {
-    let mut out = format!("### ❌ {}\n\n{TABLE_HEADER}", code(&kernel.name));
+    let mut out = format!("### ❌ {}\n\n{}", code(&kernel.name), table_header(run));
     let failed: Vec<&ShapeResult> = run
         .results_of(&kernel.name)
         .filter(|r| run.fails_its_kernel(r))
@@ -178,7 +178,7 @@ fn compact_table(run: &RunRecord, kernel: &KernelResult, room: usize) -> Option<
     }
     let mut shown = 0;
     for result in &failed {
-        let row = table_row(result);
+        let row = table_row(run, result);
         if out.len() + row.len() + closing > room {
             break;
         }
@@ -238,6 +238,9 @@ fn headline(run: &RunRecord) -> String {
         run.results.len(),
         escape_inline(&clip(&run.baselines_from, 200))
     )];
+    if let Some(base) = &run.ab_base {
+        context.push(format!("A/B beside {}", escape_inline(&clip(base, 200))));
+    }
     if let Some(commit) = &run.commit {
         let dirty = if run.dirty == Some(true) {
             " (dirty)"
@@ -268,12 +271,28 @@ fn summary_row(kernel: &KernelResult) -> String {
     )
 }
 
-const TABLE_HEADER: &str =
-    "| Shape | Baseline (µs) | Candidate (µs) | Δ | p | Verdict |\n|---|--:|--:|--:|--:|---|\n";
+/// The shape table's header; the A/B column shows only when some shape was measured beside
+/// the base.
+fn table_header(run: &RunRecord) -> &'static str {
+    if with_ab(run) {
+        "| Shape | Baseline (µs) | Candidate (µs) | Δ | p | A/B candidate/base | Verdict |\n|---|--:|--:|--:|--:|--:|---|\n"
+    } else {
+        "| Shape | Baseline (µs) | Candidate (µs) | Δ | p | Verdict |\n|---|--:|--:|--:|--:|---|\n"
+    }
+}
 
-fn table_row(result: &ShapeResult) -> String {
+fn with_ab(run: &RunRecord) -> bool {
+    run.results.iter().any(|r| r.ab.is_some())
+}
+
+fn table_row(run: &RunRecord, result: &ShapeResult) -> String {
+    let ab = if with_ab(run) {
+        format!(" {} |", format_ab(result))
+    } else {
+        String::new()
+    };
     format!(
-        "| {} | {} | {} | {} | {} | {} |\n",
+        "| {} | {} | {} | {} | {} |{ab} {} |\n",
         code(&result.shape),
         format_mean(&result.sides.baseline),
         format_mean(&result.sides.candidate),
@@ -297,9 +316,9 @@ fn kernel_table(run: &RunRecord, kernel: &KernelResult) -> String {
     } else {
         let _ = writeln!(out, "### ❌ {}\n", code(&kernel.name));
     }
-    out.push_str(TABLE_HEADER);
+    out.push_str(table_header(run));
     for result in run.results_of(&kernel.name) {
-        out.push_str(&table_row(result));
+        out.push_str(&table_row(run, result));
     }
     out.push('\n');
     delta_chart(&mut out, run, kernel);

@@ -58,6 +58,19 @@ pub(crate) fn format_delta(result: &ShapeResult) -> String {
     }
 }
 
+/// A shape's A/B comparison, `1.148× [1.139, 1.157] · 4 rounds`, or a dash where none ran.
+pub(crate) fn format_ab(result: &ShapeResult) -> String {
+    let Some(ab) = &result.ab else {
+        return "—".to_string();
+    };
+    let ratio = ab.ratio.map_or("—".to_string(), |r| format!("{r:.3}×"));
+    let ci = ab.ratio_ci.map_or(String::new(), |[low, high]| {
+        format!(" [{low:.3}, {high:.3}]")
+    });
+    let rounds = if ab.rounds == 1 { "round" } else { "rounds" };
+    format!("{ratio}{ci} · {} {rounds}", ab.rounds)
+}
+
 pub(crate) fn format_p(result: &ShapeResult) -> String {
     match result.test.map(|test| test.p_value) {
         Some(p) if p < 0.001 => "<0.001".to_string(),
@@ -196,18 +209,29 @@ pub(crate) fn describe_gate(run: &RunRecord) -> String {
         Some(k) => format!("outliers beyond {k}×IQR dropped"),
         None => "no outlier filtering".to_string(),
     };
-    format!(
+    let mut text = format!(
         "a shape regresses when its mean is > {:.0} % slower with one-sided Welch p < {}; a kernel fails at {} regressed shapes or any incorrect/error shape; {fence}",
         gate.regression_threshold * 100.0,
         gate.alpha,
         gate.min_regressed_shapes,
-    )
+    );
+    if let Some(base) = &run.ab_base {
+        let _ = write!(
+            text,
+            "; A/B beside {base}: base and candidate processes in alternating rounds, a shape \
+             decided when the interval of its log-ratios of medians clears the threshold \
+             ({}-{} rounds, alpha {} over all looks), and that verdict is final",
+            gate.ab.min_rounds, gate.ab.max_rounds, gate.ab.alpha
+        );
+    }
+    text
 }
 
 #[cfg(test)]
 pub(crate) mod fixture {
     //! A run record covering every verdict, shared by the snapshot tests of each format.
 
+    use crate::ab::AbResult;
     use crate::compare::Verdict;
     use crate::config::{GateSettings, TimingSettings};
     use crate::record::{self, Kept, PassFail, RunRecord, ShapeResult, Side, Sides, Test};
@@ -262,6 +286,22 @@ pub(crate) mod fixture {
         }
     }
 
+    /// An A/B comparison over `rounds` rounds around `ratio`, with an interval of ± `half`.
+    fn ab(verdict: Verdict, ratio: f64, half: f64, rounds: usize) -> AbResult {
+        AbResult {
+            verdict,
+            ratio: Some(ratio),
+            ratio_ci: Some([ratio - half, ratio + half]),
+            rounds,
+            spread: Some(0.004),
+            medians_us: (0..rounds)
+                .map(|i| [100.0 + i as f64 * 0.1, ratio * (100.0 + i as f64 * 0.1)])
+                .collect(),
+            base_commit: "0123456789abcdef0123456789abcdef01234567".into(),
+            note: None,
+        }
+    }
+
     #[test]
     fn compiler_errors_become_annotations() {
         let run = run();
@@ -308,26 +348,36 @@ pub(crate) mod fixture {
         fresh.message = Some("no baseline for gemm/wide on nvidia-h100-80gb-hbm3".into());
         let results = vec![
             timed("attention", "small", Verdict::Unchanged, 12.5, 1.013, 0.21),
-            timed(
-                "attention",
-                "mission",
-                Verdict::Regressed,
-                37.65,
-                1.152,
-                0.0001,
-            ),
-            timed(
-                "attention",
-                "long",
-                Verdict::Regressed,
-                1480.0,
-                1.171,
-                0.0004,
-            ),
+            {
+                let mut confirmed = timed(
+                    "attention",
+                    "mission",
+                    Verdict::Regressed,
+                    37.65,
+                    1.152,
+                    0.0001,
+                );
+                confirmed.settle_by_ab(ab(Verdict::Regressed, 1.148, 0.009, 4));
+                confirmed
+            },
+            {
+                let mut unconfirmed = timed(
+                    "attention",
+                    "long",
+                    Verdict::Regressed,
+                    1480.0,
+                    1.171,
+                    0.0004,
+                );
+                unconfirmed.add_note("not measured by A/B: the base failed in round 1: `the CUDA runner` failed: exit status: 1; the stored verdict stands".into());
+                unconfirmed
+            },
             timed("attention", "wide", Verdict::Improved, 75.0, 0.82, 0.0002),
             {
                 let mut capped = timed("gemm", "mission", Verdict::Regressed, 210.0, 1.12, 0.003);
                 capped.message = Some("16 of the candidate's 48 samples (33 %) lie outside the outlier fences: more than a heavy tail explains, so only the 12 farthest were dropped".into());
+                // The stored baseline came from a faster runner: beside the base, no change.
+                capped.settle_by_ab(ab(Verdict::Unchanged, 1.006, 0.012, 6));
                 capped
             },
             timed("gemm", "long", Verdict::Inconclusive, 95.0, 1.06, 0.2),
@@ -355,7 +405,10 @@ pub(crate) mod fixture {
             commit: Some("fedcba9876543210fedcba9876543210fedcba98".into()),
             dirty: Some(false),
             baselines_from: "origin/main (0123456789ab)".into(),
-            ab_base: None,
+            ab_base: Some(
+                "origin/main's merge-base with HEAD (0123456789ab; origin/main is at 89abcdef0123)"
+                    .into(),
+            ),
             shard: None,
             plan_id: "fixture".into(),
             plan_jobs: 10,

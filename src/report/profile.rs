@@ -109,7 +109,7 @@ fn floor_cell(profile: &ShapeProfile) -> String {
 
 /// The terminal table.
 pub fn profile_table<'a>(rows: impl IntoIterator<Item = ProfileRow<'a>>) -> Table {
-    let mut table = new_table([
+    let mut table = new_table(&[
         "kernel",
         "shape",
         "class",

@@ -8,8 +8,8 @@ use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{CellAlignment, ContentArrangement, Table};
 
 use super::{
-    describe_errors, describe_gate, format_delta, format_mean, format_p, format_us, neutralise,
-    Exporter, ProfileRow,
+    describe_errors, describe_gate, format_ab, format_delta, format_mean, format_p, format_us,
+    neutralise, Exporter, ProfileRow,
 };
 use crate::compare::Verdict;
 use crate::record::RunRecord;
@@ -21,25 +21,28 @@ const MESSAGE_LINES: usize = 20;
 
 impl Exporter for Terminal {
     fn render(&self, run: &RunRecord) -> String {
-        let mut table = new_table([
-            "kernel",
-            "shape",
-            "baseline µs",
-            "candidate µs",
-            "Δ",
-            "p",
-            "verdict",
-        ]);
+        // The A/B column shows only when some shape was measured beside the base.
+        let with_ab = run.results.iter().any(|r| r.ab.is_some());
+        let mut header = vec!["kernel", "shape", "baseline µs", "candidate µs", "Δ", "p"];
+        if with_ab {
+            header.push("A/B candidate/base");
+        }
+        header.push("verdict");
+        let mut table = new_table(&header);
         for result in &run.results {
-            table.add_row([
+            let mut row = vec![
                 cell(&result.kernel),
                 cell(&result.shape),
                 format_mean(&result.sides.baseline),
                 format_mean(&result.sides.candidate),
                 format_delta(result),
                 format_p(result),
-                result.verdict.to_string(),
-            ]);
+            ];
+            if with_ab {
+                row.push(format_ab(result));
+            }
+            row.push(result.verdict.to_string());
+            table.add_row(row);
         }
         align_right(&mut table, 2..6);
         let mut out = format!("{table}\n");
@@ -119,7 +122,7 @@ fn cell(text: &str) -> String {
 }
 
 /// A table in the terminal report's style.
-pub(super) fn new_table(header: [&str; 7]) -> Table {
+pub(super) fn new_table(header: &[&str]) -> Table {
     let mut table = Table::new();
     table
         .load_style(UTF8_FULL_CONDENSED)
@@ -139,7 +142,7 @@ pub(super) fn align_right(table: &mut Table, columns: std::ops::Range<usize>) {
 
 /// Speedup of each kernel over its peers, one row per kernel × shape × peer.
 fn peer_table(run: &RunRecord) -> Table {
-    let mut table = new_table([
+    let mut table = new_table(&[
         "kernel",
         "shape",
         "peer",
