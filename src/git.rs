@@ -384,4 +384,70 @@ mod tests {
         assert_eq!(short_commit("€"), "€");
         assert_eq!(short_commit(""), "");
     }
+
+    #[test]
+    fn export_writes_a_commits_files_with_their_modes_and_links() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let git = git2::Repository::init(dir.path()).unwrap();
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        write("gates.yaml", "version: 1\n");
+        write("kernels/a.cu", "// a\n");
+        write("kernels/inc/b.cuh", "// b\n");
+        write("run.sh", "#!/bin/sh\n");
+        std::fs::set_permissions(
+            dir.path().join("run.sh"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink("a.cu", dir.path().join("kernels/link.cu")).unwrap();
+        let mut index = git.index().unwrap();
+        index
+            .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+            .unwrap();
+        let tree = git.find_tree(index.write_tree().unwrap()).unwrap();
+        let me = git2::Signature::now("t", "t@example.com").unwrap();
+        let commit = git
+            .commit(Some("HEAD"), &me, &me, "one", &tree, &[])
+            .unwrap();
+        // Later edits in the working tree are not what the commit holds.
+        write("kernels/a.cu", "// edited\n");
+
+        let repo = Repo::discover(dir.path()).unwrap().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        assert!(repo
+            .export(commit, Path::new("kernels"), out.path())
+            .unwrap());
+        assert!(repo
+            .export(commit, Path::new("gates.yaml"), out.path())
+            .unwrap());
+        assert!(!repo
+            .export(commit, Path::new("missing"), out.path())
+            .unwrap());
+        let read = |name: &str| std::fs::read_to_string(out.path().join(name)).unwrap();
+        assert_eq!(read("kernels/a.cu"), "// a\n");
+        assert_eq!(read("kernels/inc/b.cuh"), "// b\n");
+        assert_eq!(read("gates.yaml"), "version: 1\n");
+        assert_eq!(
+            std::fs::read_link(out.path().join("kernels/link.cu")).unwrap(),
+            Path::new("a.cu")
+        );
+        assert!(!out.path().join("run.sh").exists());
+        // The whole tree, with the executable bit kept.
+        let all = tempfile::tempdir().unwrap();
+        assert!(repo.export(commit, Path::new(""), all.path()).unwrap());
+        let mode = std::fs::metadata(all.path().join("run.sh"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o111, 0o111);
+        assert_eq!(
+            std::fs::read_to_string(all.path().join("kernels/inc/b.cuh")).unwrap(),
+            "// b\n"
+        );
+    }
 }

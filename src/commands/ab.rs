@@ -410,3 +410,237 @@ fn describe(run: &AbRun) -> String {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::measure::Outcome;
+    use std::cell::Cell;
+
+    /// A harness whose `n`-th process (counted per side from 0) returns `outcome(n)`.
+    struct Fake<F: Fn(usize) -> Outcome> {
+        outcome: F,
+        runs: Cell<usize>,
+    }
+
+    impl<F: Fn(usize) -> Outcome> Fake<F> {
+        fn new(outcome: F) -> Self {
+            Fake {
+                outcome,
+                runs: Cell::new(0),
+            }
+        }
+    }
+
+    impl<F: Fn(usize) -> Outcome> Harness for Fake<F> {
+        fn measure(&self, _job: &Job, _settings: &RunSettings) -> Outcome {
+            let n = self.runs.get();
+            self.runs.set(n + 1);
+            (self.outcome)(n)
+        }
+    }
+
+    fn timed(median: f64) -> Outcome {
+        Ok(Measurement {
+            samples_us: (0..9)
+                .map(|i| median * (1.0 + (i as f64 - 4.0) * 1e-3))
+                .collect(),
+            correct: Some(true),
+            max_abs_err: None,
+            max_rel_err: None,
+            rel_l2_err: None,
+            device: Some("Test GPU".into()),
+            message: None,
+            details: None,
+            stderr_tail: String::new(),
+        })
+    }
+
+    fn config() -> Config {
+        Config::from_yaml(
+            "version: 1\nshapes: {a: {N: 1}}\nkernels:\n  - {name: k, command: [x], shapes: [a]}\n",
+            Path::new("gates.yaml"),
+        )
+        .unwrap()
+    }
+
+    fn gate(threshold: f64) -> GateSettings {
+        GateSettings {
+            regression_threshold: threshold,
+            ..GateSettings::default()
+        }
+    }
+
+    fn run(base: &dyn Harness, candidate: &dyn Harness, gate: &GateSettings) -> AbRun {
+        let config = config();
+        let job = &crate::plan::plan(&config, &Default::default()).unwrap()[0];
+        let settings = RunSettings {
+            warmup: 0,
+            samples: 9,
+            seed: 1,
+        };
+        compare_rounds([job, job], [base, candidate], &settings, gate, "abc")
+    }
+
+    /// ±0.3 % per process, alternating, so the rounds have a spread.
+    fn wobble(n: usize) -> f64 {
+        if n % 2 == 0 {
+            1.003
+        } else {
+            0.997
+        }
+    }
+
+    #[test]
+    fn an_unchanged_kernel_stops_long_before_the_budget() {
+        let base = Fake::new(|n| timed(100.0 * wobble(n)));
+        let candidate = Fake::new(|n| timed(100.0 * wobble(n + 1)));
+        let AbRun::Done(ab) = run(&base, &candidate, &gate(0.03)) else {
+            panic!("not done")
+        };
+        // ±0.6 % log-ratios: a few rounds rule out +3 % at the Bonferroni level of 28 looks.
+        assert_eq!(ab.verdict, Verdict::Unchanged);
+        assert!((3..=6).contains(&ab.rounds), "{}", ab.rounds);
+        assert_eq!(
+            (base.runs.get(), candidate.runs.get()),
+            (ab.rounds, ab.rounds)
+        );
+        assert_eq!(ab.medians_us.len(), ab.rounds);
+        let [low, high] = ab.ratio_ci.unwrap();
+        assert!(low < 1.0 && high < 1.03, "{low} {high}");
+        assert_eq!(ab.base_commit, "abc");
+    }
+
+    #[test]
+    fn a_regression_is_found_and_a_speed_up_is_not_one() {
+        let base = Fake::new(|n| timed(100.0 * wobble(n)));
+        let slower = Fake::new(|n| timed(110.0 * wobble(n + 1)));
+        let AbRun::Done(ab) = run(&base, &slower, &gate(0.03)) else {
+            panic!("not done")
+        };
+        assert_eq!(ab.verdict, Verdict::Regressed);
+        assert!((ab.ratio.unwrap() - 1.1).abs() < 0.01);
+        let faster = Fake::new(|n| timed(90.0 * wobble(n)));
+        let AbRun::Done(ab) = run(&base, &faster, &gate(0.03)) else {
+            panic!("not done")
+        };
+        assert_ne!(ab.verdict, Verdict::Regressed);
+    }
+
+    #[test]
+    fn a_spread_too_wide_for_the_threshold_is_said_plainly() {
+        // Processes 0.6-1.6x apart: no 30 rounds can place a 3 % threshold.
+        let base = Fake::new(|n| timed(100.0 * if n % 3 == 0 { 1.6 } else { 0.6 }));
+        let candidate = Fake::new(|n| timed(100.0 * if n % 2 == 0 { 0.6 } else { 1.6 }));
+        let AbRun::Done(ab) = run(&base, &candidate, &gate(0.03)) else {
+            panic!("not done")
+        };
+        assert_eq!((ab.verdict, ab.rounds), (Verdict::Inconclusive, 30));
+        let note = ab.note.unwrap();
+        assert!(
+            note.starts_with("spread across processes")
+                && note.contains("3 % threshold cannot be decided"),
+            "{note}"
+        );
+    }
+
+    #[test]
+    fn the_time_budget_ends_the_rounds_as_inconclusive() {
+        let mut settings = gate(0.03);
+        settings.ab.max_seconds = 1e-9;
+        // At the threshold: no look can decide, so only the budget stops it.
+        let base = Fake::new(|n| timed(100.0 * wobble(n)));
+        let candidate = Fake::new(|n| timed(103.0 * wobble(n + 1)));
+        let AbRun::Done(ab) = run(&base, &candidate, &settings) else {
+            panic!("not done")
+        };
+        assert_eq!((ab.verdict, ab.rounds), (Verdict::Inconclusive, 1));
+        assert!(ab.note.unwrap().contains("gate.ab.max_seconds"));
+        assert_eq!(ab.ratio_ci, None);
+    }
+
+    #[test]
+    fn a_round_without_a_usable_median_ends_the_test() {
+        let base = Fake::new(|n| {
+            if n == 1 {
+                timed(f64::NAN)
+            } else {
+                timed(100.0)
+            }
+        });
+        let candidate = Fake::new(|_| timed(100.0));
+        let AbRun::Done(ab) = run(&base, &candidate, &gate(0.03)) else {
+            panic!("not done")
+        };
+        assert_eq!((ab.verdict, ab.rounds), (Verdict::Inconclusive, 2));
+        assert_eq!(ab.medians_us.len(), 1);
+        assert!(ab.note.unwrap().contains("round 2 had no usable median"));
+    }
+
+    #[test]
+    fn failures_are_charged_to_their_side() {
+        let fail = |_| -> Outcome {
+            Err(Failure {
+                message: "exit status: 3".into(),
+                stderr_tail: "boom".into(),
+            })
+        };
+        let fine = |_| timed(100.0);
+        let AbRun::BaseFailed(why) = run(&Fake::new(fail), &Fake::new(fine), &gate(0.03)) else {
+            panic!("the base failed")
+        };
+        assert_eq!(why, "the base failed in round 1: exit status: 3");
+        // Round 2 runs the candidate first (ABBA): it fails there.
+        let late = |n| if n == 1 { fail(n) } else { timed(100.0) };
+        let AbRun::CandidateFailed { round, failure } =
+            run(&Fake::new(fine), &Fake::new(late), &gate(0.03))
+        else {
+            panic!("the candidate failed")
+        };
+        assert_eq!((round, failure.stderr_tail.as_str()), (2, "boom"));
+        let wrong = |_| {
+            let mut outcome = timed(100.0);
+            if let Ok(m) = &mut outcome {
+                m.correct = Some(false);
+            }
+            outcome
+        };
+        assert!(matches!(
+            run(&Fake::new(fine), &Fake::new(wrong), &gate(0.03)),
+            AbRun::CandidateIncorrect { round: 1, .. }
+        ));
+        assert!(matches!(
+            run(&Fake::new(wrong), &Fake::new(fine), &gate(0.03)),
+            AbRun::BaseFailed(why) if why.contains("incorrect in round 1")
+        ));
+    }
+
+    #[test]
+    fn confirmation_takes_the_doubtful_shapes_only() {
+        let gate = gate(0.1);
+        let mut result = ShapeResult {
+            verdict: Verdict::Unchanged,
+            ..ShapeResult::default()
+        };
+        assert!(!needs_confirmation(&result, &gate));
+        result.test = Some(crate::compare::Test {
+            ratio: 1.02,
+            ci: [0.95, 1.12],
+            p_value: 0.3,
+        });
+        assert!(needs_confirmation(&result, &gate));
+        for verdict in [Verdict::Regressed, Verdict::Inconclusive] {
+            result.verdict = verdict;
+            assert!(needs_confirmation(&result, &gate));
+        }
+        for verdict in [
+            Verdict::Improved,
+            Verdict::NoBaseline,
+            Verdict::Incorrect,
+            Verdict::Error,
+        ] {
+            result.verdict = verdict;
+            assert!(!needs_confirmation(&result, &gate), "{verdict}");
+        }
+    }
+}
