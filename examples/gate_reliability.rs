@@ -24,7 +24,7 @@
 //! threshold) sees it as a change.
 
 use gatekeeper::ab::{side_order, AbDecision, AbOutcome, AbSide, AbVerdict, Round, SequentialTest};
-use gatekeeper::compare::{compare, decide_kernel, Verdict};
+use gatekeeper::compare::{compare, decide_kernel, in_doubt, Verdict};
 use gatekeeper::config::GateSettings;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -168,33 +168,58 @@ fn ab_shape(rng: &mut StdRng, true_us: [f64; 2], process: &Normal<f64>) -> AbVer
     }
 }
 
-/// What one simulated job says: whether A/B fails the kernel, whether the stored-baseline
-/// Welch gate does, and each shape's A/B verdict.
+/// What one simulated job says, each as "the kernel fails": by A/B on every shape (`check
+/// --ab`), by the stored-baseline Welch gate alone (`confirm: none`), and by the stored gate
+/// with its doubtful shapes settled by A/B (`confirm: ab`, the default); then each shape's A/B
+/// verdict and how many shapes `confirm: ab` measured again.
+struct Job {
+    ab_fails: bool,
+    stored_fails: bool,
+    confirmed_fails: bool,
+    ab: Vec<AbVerdict>,
+    confirmed_shapes: usize,
+}
+
 fn ab_job(
     rng: &mut StdRng,
     slowdowns: &[f64; 5],
     machine: Machine,
     process: &Normal<f64>,
     gate: &GateSettings,
-) -> (bool, bool, Vec<AbVerdict>) {
+) -> Job {
     let machine = machine.draw(rng);
     let mut ab = Vec::new();
     let mut stored = Vec::new();
+    let mut confirmed = Vec::new();
+    let mut confirmed_shapes = 0;
     for (mean, slowdown) in SHAPE_MEANS_US.iter().zip(slowdowns) {
         let here = mean * machine;
-        ab.push(ab_shape(rng, [here, here * slowdown], process));
+        let shape_ab = ab_shape(rng, [here, here * slowdown], process);
+        ab.push(shape_ab);
         let baseline = process_samples(rng, *mean, process);
         let candidate = process_samples(rng, here * slowdown, process);
-        stored.push(
-            compare(&baseline, &candidate, gate).map_or(Verdict::Inconclusive, |c| c.verdict),
-        );
+        let (verdict, test) = compare(&baseline, &candidate, gate)
+            .map_or((Verdict::Inconclusive, None), |c| (c.verdict, Some(c.test)));
+        stored.push(verdict);
+        // The A/B rounds are measured after, and independently of, the stored comparison.
+        if in_doubt(verdict, test.as_ref(), gate) {
+            confirmed_shapes += 1;
+            confirmed.push(shape_ab.verdict.verdict());
+        } else {
+            confirmed.push(verdict);
+        }
     }
     let regressed = ab
         .iter()
         .filter(|v| v.verdict == AbOutcome::Regressed)
         .count();
-    let ab_fails = regressed >= gate.min_regressed_shapes;
-    (ab_fails, !decide_kernel(&stored, gate).passed, ab)
+    Job {
+        ab_fails: regressed >= gate.min_regressed_shapes,
+        stored_fails: !decide_kernel(&stored, gate).passed,
+        confirmed_fails: !decide_kernel(&confirmed, gate).passed,
+        ab,
+        confirmed_shapes,
+    }
 }
 
 /// "mean/max" rounds of the shapes that ended with `outcome`, or "-".
@@ -225,6 +250,7 @@ fn ab_table(rng: &mut StdRng, trials: usize) {
         ("A/A", 0.01, unchanged, shift),
         ("A/A", 0.01, unchanged, Machine::Fixed(1.12)),
         ("2 of 5 at +5 %", 0.01, two_slower, shift),
+        ("2 of 5 at +5 %", 0.01, two_slower, Machine::Fixed(0.88)),
         ("A/A", 0.03, unchanged, shift),
         ("2 of 5 at +5 %", 0.03, two_slower, shift),
     ];
@@ -235,12 +261,14 @@ fn ab_table(rng: &mut StdRng, trials: usize) {
          shapes; stored Welch: baseline from a machine at 1.00x, same threshold"
     );
     println!(
-        "{:<16} {:>8} {:>11} {:>12} {:>16} {:>10} {:>10} {:>10} {:>12} {:>13}",
+        "{:<16} {:>8} {:>11} {:>10} {:>10} {:>12} {:>10} {:>10} {:>10} {:>10} {:>12} {:>12}",
         "cell",
         "process",
         "machine",
-        "A/B fails",
-        "stored Welch",
+        "--ab",
+        "stored",
+        "confirm: ab",
+        "shapes",
         "rounds:",
         "",
         "",
@@ -248,12 +276,14 @@ fn ab_table(rng: &mut StdRng, trials: usize) {
         "undecidable"
     );
     println!(
-        "{:<16} {:>8} {:>11} {:>12} {:>16} {:>10} {:>10} {:>10} {:>12} {:>13}",
+        "{:<16} {:>8} {:>11} {:>10} {:>10} {:>12} {:>10} {:>10} {:>10} {:>10} {:>12} {:>12}",
         "",
         "sd",
         "",
-        "(%)",
         "fails (%)",
+        "fails (%)",
+        "fails (%)",
+        "A/B'd (%)",
         "regressed",
         "unchanged",
         "improved",
@@ -264,13 +294,16 @@ fn ab_table(rng: &mut StdRng, trials: usize) {
         let Ok(process) = Normal::new(0.0, spread) else {
             unreachable!("a positive standard deviation is valid")
         };
-        let (mut ab_fails, mut stored_fails) = (0, 0);
+        let (mut ab_fails, mut stored_fails, mut confirmed_fails, mut confirmed_shapes) =
+            (0, 0, 0, 0);
         let mut verdicts = Vec::new();
         for _ in 0..trials {
-            let (ab, stored, shapes) = ab_job(rng, &slowdowns, machine, &process, &gate);
-            ab_fails += usize::from(ab);
-            stored_fails += usize::from(stored);
-            verdicts.extend(shapes);
+            let job = ab_job(rng, &slowdowns, machine, &process, &gate);
+            ab_fails += usize::from(job.ab_fails);
+            stored_fails += usize::from(job.stored_fails);
+            confirmed_fails += usize::from(job.confirmed_fails);
+            confirmed_shapes += job.confirmed_shapes;
+            verdicts.extend(job.ab);
         }
         let undecidable = verdicts
             .iter()
@@ -282,12 +315,14 @@ fn ab_table(rng: &mut StdRng, trials: usize) {
             .map(|outcome| rounds_of(&verdicts, *outcome))
             .collect();
         println!(
-            "{:<16} {:>7.0}% {:>11} {:>12.2} {:>16.2} {:>10} {:>10} {:>10} {:>12} {:>13.2}",
+            "{:<16} {:>7.0}% {:>11} {:>10.2} {:>10.2} {:>12.2} {:>10.1} {:>10} {:>10} {:>10} {:>12} {:>12.2}",
             label,
             spread * 100.0,
             machine.label(),
             percent(ab_fails, trials),
             percent(stored_fails, trials),
+            percent(confirmed_fails, trials),
+            percent(confirmed_shapes, verdicts.len()),
             rounds[0],
             rounds[1],
             rounds[2],
@@ -295,7 +330,11 @@ fn ab_table(rng: &mut StdRng, trials: usize) {
             percent(undecidable, verdicts.len())
         );
     }
-    println!("rounds: mean/max per shape verdict");
+    println!(
+        "--ab: every shape by A/B; stored: the Welch gate alone (confirm: none); confirm: ab: \
+         the Welch gate with its doubtful shapes settled by A/B (the default under --against); \
+         rounds: mean/max per A/B shape verdict"
+    );
 }
 
 fn main() {

@@ -241,6 +241,15 @@ pub fn compare(baseline: &[f64], candidate: &[f64], gate: &GateSettings) -> Opti
     })
 }
 
+/// Whether a stored-baseline verdict is in doubt, so `gate.confirm: ab` measures the shape again
+/// beside the base: a regression, an inconclusive test, or an interval that reaches a
+/// threshold-sized slowdown.
+pub fn in_doubt(verdict: Verdict, test: Option<&Test>, gate: &GateSettings) -> bool {
+    matches!(verdict, Verdict::Regressed | Verdict::Inconclusive)
+        || (verdict == Verdict::Unchanged
+            && test.is_some_and(|test| test.ci[1] > 1.0 + gate.regression_threshold))
+}
+
 /// A kernel's verdict from its shapes' verdicts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KernelDecision {

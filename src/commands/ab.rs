@@ -30,15 +30,10 @@ pub enum AbScope {
     Every,
 }
 
-/// Whether a stored-baseline verdict must be confirmed beside the base before its kernel is
-/// judged: a regression, an inconclusive test, or an interval that reaches a threshold-sized
-/// slowdown.
+/// Whether a shape's stored-baseline verdict must be confirmed beside the base before its
+/// kernel is judged ([`crate::compare::in_doubt`]).
 pub fn needs_confirmation(result: &ShapeResult, gate: &GateSettings) -> bool {
-    matches!(result.verdict, Verdict::Regressed | Verdict::Inconclusive)
-        || (result.verdict == Verdict::Unchanged
-            && result
-                .test
-                .is_some_and(|test| test.ci[1] > 1.0 + gate.regression_threshold))
+    crate::compare::in_doubt(result.verdict, result.test.as_ref(), gate)
 }
 
 /// The base build: its gates.yaml and files, exported from a commit, and a harness that runs
