@@ -124,6 +124,9 @@ pub struct AbResult {
     pub medians_us: Vec<[f64; 2]>,
     /// The commit the base was built from.
     pub base_commit: String,
+    /// Seconds the rounds took, both sides' processes included.
+    #[serde(default)]
+    pub wall_s: f64,
     /// Why the test stopped without a verdict, or why the spread leaves the threshold
     /// undecidable here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -151,6 +154,7 @@ impl AbResult {
                 .map(|round| [round.base_us, round.candidate_us])
                 .collect(),
             base_commit: base_commit.to_string(),
+            wall_s: 0.0,
             note,
         }
     }

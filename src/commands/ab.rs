@@ -294,7 +294,9 @@ pub fn compare_rounds(
                     gate.ab.max_seconds,
                     log_ratios.len()
                 );
-                return AbRun::Done(AbResult::new(&verdict, &rounds, base_commit, Some(note)));
+                let mut ab = AbResult::new(&verdict, &rounds, base_commit, Some(note));
+                ab.wall_s = started.elapsed().as_secs_f64();
+                return AbRun::Done(ab);
             }
         };
         let note = if log_ratios.iter().any(|x| !x.is_finite()) {
@@ -307,7 +309,9 @@ pub fn compare_rounds(
         } else {
             None
         };
-        return AbRun::Done(AbResult::new(&verdict, &rounds, base_commit, note));
+        let mut ab = AbResult::new(&verdict, &rounds, base_commit, note);
+        ab.wall_s = started.elapsed().as_secs_f64();
+        return AbRun::Done(ab);
     }
 }
 
@@ -394,7 +398,10 @@ fn describe(run: &AbRun) -> String {
             let ci = ab
                 .ratio_ci
                 .map_or(String::new(), |[lo, hi]| format!(" [{lo:.3}, {hi:.3}]"));
-            format!("{ratio}{ci} over {} rounds: {}", ab.rounds, ab.verdict)
+            format!(
+                "{ratio}{ci} over {} rounds in {:.1} s: {}",
+                ab.rounds, ab.wall_s, ab.verdict
+            )
         }
         AbRun::BaseFailed(why) => format!("not measured: {why}"),
         AbRun::CandidateFailed { round, failure } => {

@@ -298,6 +298,7 @@ pub(crate) mod fixture {
                 .map(|i| [100.0 + i as f64 * 0.1, ratio * (100.0 + i as f64 * 0.1)])
                 .collect(),
             base_commit: "0123456789abcdef0123456789abcdef01234567".into(),
+            wall_s: rounds as f64 * 2.5,
             note: None,
         }
     }
