@@ -9,10 +9,13 @@
 # Each check's JSON lands in $OUT (default: a temporary folder).
 #
 #   RUNS=10 SHAPES=mission,long scripts/ab-bench.sh
+#   FIRST=6 RUNS=10 EXTRA=0 scripts/ab-bench.sh   # A/A checks 6 to 10 only
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 G=${GATEKEEPER_BIN:-$repo/.device/gatekeeper}
+first=${FIRST:-1}
 runs=${RUNS:-10}
+extra=${EXTRA:-1}
 shapes=${SHAPES:-}
 out=${OUT:-$(mktemp -d)}
 work=$(mktemp -d)
@@ -75,10 +78,11 @@ for shape in small long stress; do
   echo "$shape: $(((end - start) / 1000000)) ms"
 done
 echo "== 1. A/A with --ab, threshold 3 %"
-for i in $(seq 1 "$runs"); do
+for i in $(seq "$first" "$runs"); do
   check "aa$i" --against main --ab
 done
 
+[ "$extra" = 1 ] || exit 0
 echo "== 2. -DSDPA_EXTRA_WORK=1 with --ab"
 sed -i 's|      source: kernels/sdpa_fp8_stage_c.cu|      source: kernels/sdpa_fp8_stage_c.cu\n      options: ["-DSDPA_EXTRA_WORK=1"]|' gates.yaml
 git -c user.name=bench -c user.email=bench@localhost commit -qam "extra work"

@@ -252,16 +252,17 @@ fn sides_alternate_and_the_base_runs_in_its_own_exported_tree() {
         )
         .code(0);
     let lines = std::fs::read_to_string(&log).unwrap();
-    let runs: Vec<(&str, &str)> = lines
+    let runs: Vec<(&str, &str, &str)> = lines
         .lines()
         .map(|line| {
-            let mut parts = line.splitn(3, ' ');
+            let mut parts = line.splitn(4, ' ');
             let side = parts.next().unwrap();
+            let timing_only = parts.next().unwrap();
             let _job = parts.next().unwrap();
-            (side, parts.next().unwrap())
+            (side, timing_only, parts.next().unwrap())
         })
         .collect();
-    let sides: Vec<&str> = runs.iter().map(|(side, _)| *side).collect();
+    let sides: Vec<&str> = runs.iter().map(|(side, _, _)| *side).collect();
     // The check's own run, then rounds in ABBA order: AB, BA, AB.
     assert_eq!(
         sides,
@@ -275,8 +276,11 @@ fn sides_alternate_and_the_base_runs_in_its_own_exported_tree() {
             "candidate"
         ]
     );
+    // Gate 2 ran in the check's own run; the rounds are told they only time.
+    let timing_only: Vec<&str> = runs.iter().map(|(_, t, _)| *t).collect();
+    assert_eq!(timing_only, ["0", "1", "1", "1", "1", "1", "1"]);
     let project_dir = project.path().canonicalize().unwrap();
-    for (side, cwd) in runs {
+    for (side, _, cwd) in runs {
         let cwd = std::path::Path::new(cwd);
         if side == "candidate" {
             assert_eq!(cwd.canonicalize().unwrap(), project_dir);

@@ -414,3 +414,81 @@ fn gate_4_catches_idle_tensor_cores_and_spills() {
         );
     }
 }
+
+fn git(dir: &Path, args: &[&str]) {
+    let status = Command::new("git")
+        .current_dir(dir)
+        .args(["-c", "user.name=gpu", "-c", "user.email=gpu@localhost"])
+        .args(args)
+        .status()
+        .expect("run git");
+    assert!(status.success(), "git {}", args.join(" "));
+}
+
+fn read_run(dir: &Path, name: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join(name)).unwrap()).unwrap()
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU: scripts/gpu-tests.sh runs it on one"]
+fn ab_beside_the_base_built_from_git_passes_the_same_kernel_and_fails_a_slower_one() {
+    let dir = fixtures();
+    let path = dir.path();
+    git(path, &["init", "-q", "-b", "main"]);
+    git(path, &["add", "-A"]);
+    git(path, &["commit", "-qm", "base"]);
+    git(path, &["checkout", "-qb", "candidate"]);
+    let ab = ["check", "--against", "main", "--ab", "--kernels", "work"];
+    let (code, _, _) = gatekeeper(path, &[&ab[..], &["--json", "same.json"]].concat());
+    assert_eq!(code, 0, "the same kernel beside itself must pass");
+    let same = read_run(path, "same.json");
+    for shape in ["b1", "b2", "b3"] {
+        let ab = &result(&same, "work", shape)["ab"];
+        assert_eq!(ab["verdict"], "unchanged", "{shape}: {ab}");
+        assert!(ab["rounds"].as_u64().unwrap() >= 3, "{shape}: {ab}");
+        let ratio = ab["ratio"].as_f64().unwrap();
+        assert!((0.97..1.03).contains(&ratio), "{shape}: {ab}");
+    }
+
+    let gates = std::fs::read_to_string(path.join("gates.yaml")).unwrap();
+    let slower = gates.replace("options: []", "options: [\"-DWORK_SCALE_PERCENT=115\"]");
+    std::fs::write(path.join("gates.yaml"), slower).unwrap();
+    git(path, &["commit", "-qam", "15 % more work"]);
+    let (code, _, _) = gatekeeper(path, &[&ab[..], &["--json", "slow.json"]].concat());
+    assert_eq!(code, 1, "15 % more work must fail beside the base");
+    let slow = read_run(path, "slow.json");
+    for shape in ["b1", "b2", "b3"] {
+        let r = result(&slow, "work", shape);
+        assert_eq!(r["verdict"], "regressed", "{shape}: {r}");
+        let ratio = r["ab"]["ratio"].as_f64().unwrap();
+        assert!((1.10..1.25).contains(&ratio), "{shape}: {r}");
+    }
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU: scripts/gpu-tests.sh runs it on one"]
+fn timing_only_processes_time_without_checking() {
+    let dir = fixtures();
+    let bin = std::env::var("GATEKEEPER_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_gatekeeper").to_string());
+    let run = |timing_only: &str| -> Value {
+        let output = Command::new(&bin)
+            .current_dir(dir.path())
+            .args(["--config", "gates.yaml", "__cuda-runner"])
+            .env("GATEKEEPER_KERNEL", "softmax_zeros")
+            .env("GATEKEEPER_SHAPE", "row64k")
+            .env("GATEKEEPER_WARMUP", "2")
+            .env("GATEKEEPER_SAMPLES", "10")
+            .env("GATEKEEPER_SEED", "1")
+            .env("GATEKEEPER_TIMING_ONLY", timing_only)
+            .output()
+            .expect("run the runner");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        serde_json::from_str(stdout.lines().last().unwrap_or("{}")).unwrap()
+    };
+    // A kernel that writes zeros: wrong when checked, only timed when told so.
+    assert_eq!(run("0")["correct"], false);
+    let timed = run("1");
+    assert_eq!(timed["correct"], Value::Null, "{timed}");
+    assert_eq!(timed["samples_us"].as_array().unwrap().len(), 10);
+}

@@ -13,7 +13,7 @@ use crate::ab::{side_order, AbDecision, AbResult, AbSide, Round, SequentialTest}
 use crate::config::{Config, GateSettings, KernelSpec};
 use crate::error::{Error, Result};
 use crate::git::{short_commit, Repo, ResolvedRef};
-use crate::measure::{CommandHarness, Failure, Harness, Measurement, RunSettings};
+use crate::measure::{CommandHarness, Failure, Harness, Measurement, RunSettings, TimingOnly};
 use crate::plan::Job;
 use crate::record::ShapeResult;
 use crate::report::neutralise;
@@ -332,11 +332,13 @@ pub fn settle(
     results: &mut [ShapeResult],
     jobs: &[Job],
     chosen: &[usize],
-    candidate: &dyn Harness,
+    candidate: &CommandHarness,
     base: &Base,
     settings: &RunSettings,
     gate: &GateSettings,
 ) {
+    // The candidate passed gate 2 in the check's own run; the rounds only time.
+    let candidate = TimingOnly(candidate);
     errln!(
         "A/B: {} shape(s) measured beside {}",
         chosen.len(),
@@ -351,7 +353,7 @@ pub fn settle(
             (Ok(_), None) => AbRun::BaseFailed("the base cannot be built".to_string()),
             (Ok(base_job), Some(harness)) => compare_rounds(
                 [&base_job, job],
-                [harness as &dyn Harness, candidate],
+                [&TimingOnly(harness) as &dyn Harness, &candidate],
                 settings,
                 gate,
                 &base_commit,

@@ -79,7 +79,7 @@ impl CommandHarness {
                 let Some((program, args)) = setup.split_first() else {
                     return Err(failed("is empty".to_string(), String::new()));
                 };
-                let mut command = self.command(program, args, job, settings)?;
+                let mut command = self.command(program, args, job, settings, false)?;
                 let child = command
                     .spawn()
                     .map_err(|err| failed(format!("cannot start: {err}"), String::new()))?;
@@ -108,9 +108,13 @@ impl CommandHarness {
         args: &[String],
         job: &Job,
         settings: &RunSettings,
+        timing_only: bool,
     ) -> Result<Command, Failure> {
         let mut command = harness_command(program, args, &self.workdir, job, settings)?;
         command.env("GATEKEEPER_SIDE", self.side.as_str());
+        if timing_only {
+            command.env(super::TIMING_ONLY_ENV, "1");
+        }
         Ok(command)
     }
 }
@@ -157,6 +161,22 @@ struct Report {
 
 impl Harness for CommandHarness {
     fn measure(&self, job: &Job, settings: &RunSettings) -> Outcome {
+        self.run(job, settings, false)
+    }
+}
+
+/// A harness whose processes are told they may only time ([`super::TIMING_ONLY_ENV`]): the A/B
+/// rounds, whose candidate passed gate 2 in the check's own run and whose base is not judged.
+pub struct TimingOnly<'h>(pub &'h CommandHarness);
+
+impl Harness for TimingOnly<'_> {
+    fn measure(&self, job: &Job, settings: &RunSettings) -> Outcome {
+        self.0.run(job, settings, true)
+    }
+}
+
+impl CommandHarness {
+    fn run(&self, job: &Job, settings: &RunSettings, timing_only: bool) -> Outcome {
         let kernel = job.kernel;
         let argv = kernel.command.as_ref().unwrap_or(&self.cuda_runner);
         let Some((program_path, program_args)) = argv.split_first() else {
@@ -166,7 +186,7 @@ impl Harness for CommandHarness {
             });
         };
         self.set_up(job, settings)?;
-        let mut command = self.command(program_path, program_args, job, settings)?;
+        let mut command = self.command(program_path, program_args, job, settings, timing_only)?;
         let program = if kernel.cuda.is_some() {
             "the CUDA runner".to_string()
         } else {

@@ -4,12 +4,16 @@
 mod command;
 mod details;
 
-pub use command::{install_interrupt_handler, CommandHarness};
+pub use command::{install_interrupt_handler, CommandHarness, TimingOnly};
 pub use details::{Details, Resources, TimingMethod};
 
 use serde::{Deserialize, Serialize};
 
 use crate::plan::Job;
+
+/// Set to `1` for processes whose correctness was already checked by the run before them (the
+/// A/B rounds): a harness may skip its checks and only time, reporting `correct` as null.
+pub const TIMING_ONLY_ENV: &str = "GATEKEEPER_TIMING_ONLY";
 
 /// What every harness is told besides the job itself.
 #[derive(Debug, Clone, Copy)]

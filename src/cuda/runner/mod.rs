@@ -48,6 +48,9 @@ struct Job {
     seed: u64,
     /// Launch once for a profiler instead of checking and timing (`GATEKEEPER_PROFILE=1`).
     profile: bool,
+    /// Time without checking (`GATEKEEPER_TIMING_ONLY=1`): the A/B rounds after a check whose
+    /// own run already passed gate 2.
+    timing_only: bool,
 }
 
 /// Set by `gatekeeper profile` on the runner it starts under Nsight Compute.
@@ -68,6 +71,7 @@ fn job_from_env() -> Result<Job> {
         samples: number("GATEKEEPER_SAMPLES")?,
         seed: number("GATEKEEPER_SEED")?,
         profile: std::env::var(PROFILE_ENV).is_ok_and(|v| v == "1"),
+        timing_only: std::env::var(crate::measure::TIMING_ONLY_ENV).is_ok_and(|v| v == "1"),
     })
 }
 
@@ -189,6 +193,9 @@ fn check_and_time(
     mut details: Details,
     clock_before: Option<u64>,
 ) -> Result<Value> {
+    if job.timing_only {
+        return time_only(bench, spec, job, kernels, details, clock_before);
+    }
     // Gate 2: correctness, with fresh inputs each trial.
     let mut worst = Check::default();
     for trial in 0..u64::from(spec.trials) {
@@ -223,6 +230,55 @@ fn check_and_time(
     }
 
     details.elements_checked = Some(worst.total as u64);
+    describe_timing(&mut details, &timing, spec, bench, clock_before);
+    Ok(json!({
+        "samples_us": timing.samples_us,
+        "correct": true,
+        "max_abs_err": finite_or_null(worst.max_abs),
+        "max_rel_err": finite_or_null(worst.max_rel),
+        "rel_l2_err": finite_or_null(worst.rel_l2),
+        "device": bench.gpu.info.name,
+        "details": details,
+    }))
+}
+
+/// Gate 3 alone, on inputs from the job's seed: `correct` is null, as for a harness that does
+/// not check.
+fn time_only(
+    bench: &Bench,
+    spec: &CudaSpec,
+    job: &Job,
+    kernels: &Kernels,
+    mut details: Details,
+    clock_before: Option<u64>,
+) -> Result<Value> {
+    bench.buffers.fill_inputs(bench.resolved, job.seed)?;
+    let outputs = bench.outputs();
+    let timing = timing::time(
+        bench.gpu,
+        bench.streams,
+        bench.candidate,
+        &kernels.spin,
+        spec.l2,
+        job,
+        &outputs,
+    )?;
+    describe_timing(&mut details, &timing, spec, bench, clock_before);
+    Ok(json!({
+        "samples_us": timing.samples_us,
+        "device": bench.gpu.info.name,
+        "details": details,
+    }))
+}
+
+/// How the samples were taken, into the details.
+fn describe_timing(
+    details: &mut Details,
+    timing: &timing::Timing,
+    spec: &CudaSpec,
+    bench: &Bench,
+    clock_before: Option<u64>,
+) {
     details.batch = Some(timing.batch as u64);
     // How samples were taken: a baseline taken one way is not compared with a run taken the
     // other (see `Details::timing_changed`).
@@ -237,15 +293,6 @@ fn check_and_time(
     );
     details.sm_clock_mhz_before = Some(clock_before);
     details.sm_clock_mhz_after = Some(host::sm_clock_mhz(&bench.gpu.info.pci_bus_id));
-    Ok(json!({
-        "samples_us": timing.samples_us,
-        "correct": true,
-        "max_abs_err": finite_or_null(worst.max_abs),
-        "max_rel_err": finite_or_null(worst.max_rel),
-        "rel_l2_err": finite_or_null(worst.rel_l2),
-        "device": bench.gpu.info.name,
-        "details": details,
-    }))
 }
 
 fn incorrect(gpu: &Gpu, mut details: Details, check: &Check, when: &str) -> Value {
