@@ -9,13 +9,13 @@
 # Each check's JSON lands in $OUT (default: a temporary folder).
 #
 #   RUNS=10 SHAPES=mission,long scripts/ab-bench.sh
-#   FIRST=6 RUNS=10 EXTRA=0 scripts/ab-bench.sh   # A/A checks 6 to 10 only
+#   FIRST=6 RUNS=10 SECTIONS=aa scripts/ab-bench.sh   # A/A checks 6 to 10 only
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 G=${GATEKEEPER_BIN:-$repo/.device/gatekeeper}
 first=${FIRST:-1}
 runs=${RUNS:-10}
-extra=${EXTRA:-1}
+sections=${SECTIONS:-"time aa extra stored"}
 shapes=${SHAPES:-}
 out=${OUT:-$(mktemp -d)}
 work=$(mktemp -d)
@@ -69,6 +69,9 @@ check() { # name, extra args...
 }
 
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader || true
+want() { [[ " $sections " == *" $1 "* ]]; }
+
+if want time; then
 echo "== 0. one CUDA runner process per shape, timed"
 for shape in small long stress; do
   start=$(date +%s%N)
@@ -77,22 +80,28 @@ for shape in small long stress; do
   end=$(date +%s%N)
   echo "$shape: $(((end - start) / 1000000)) ms"
 done
-echo "== 1. A/A with --ab, threshold 3 %"
-for i in $(seq "$first" "$runs"); do
-  check "aa$i" --against main --ab
-done
+fi
+if want aa; then
+  echo "== 1. A/A with --ab, threshold 3 %"
+  for i in $(seq "$first" "$runs"); do
+    check "aa$i" --against main --ab
+  done
+fi
 
-[ "$extra" = 1 ] || exit 0
-echo "== 2. -DSDPA_EXTRA_WORK=1 with --ab"
 sed -i 's|      source: kernels/sdpa_fp8_stage_c.cu|      source: kernels/sdpa_fp8_stage_c.cu\n      options: ["-DSDPA_EXTRA_WORK=1"]|' gates.yaml
 git -c user.name=bench -c user.email=bench@localhost commit -qam "extra work"
-check extra-ab --against main --ab
+if want extra; then
+  echo "== 2. -DSDPA_EXTRA_WORK=1 with --ab"
+  check extra-ab --against main --ab
+fi
 
-echo "== 3. the same, judged by the stored baselines alone"
-sed -i 's/^  alpha: 0.05/  confirm: none\n  alpha: 0.05/' gates.yaml
-check extra-stored
-git checkout -q -- gates.yaml
-git checkout -q main
-sed -i 's/^  alpha: 0.05/  confirm: none\n  alpha: 0.05/' gates.yaml
-check aa-stored
+if want stored; then
+  echo "== 3. the same candidates, judged by the stored baselines alone (confirm: none)"
+  sed -i 's/^  alpha: 0.05/  confirm: none\n  alpha: 0.05/' gates.yaml
+  check extra-stored
+  git checkout -q -- gates.yaml
+  git checkout -q main
+  sed -i 's/^  alpha: 0.05/  confirm: none\n  alpha: 0.05/' gates.yaml
+  check aa-stored
+fi
 echo "records in $out"
