@@ -375,3 +375,86 @@ fn the_ab_settings_are_checked() {
             .and(predicate::str::contains("gate.ab.max_seconds")),
     );
 }
+
+#[test]
+fn merged_shards_keep_the_ab_verdicts_and_the_base() {
+    let project = forked(GATES);
+    project.behave(json!({"mission": {"slowdown": 1.15}, "long": {"slowdown": 1.2}}));
+    project.commit("slower mission and long");
+    // Shard 1 holds small and long, shard 2 mission: each confirms its own regression.
+    for k in 1..=2 {
+        let (shard, out) = (format!("{k}/2"), format!("shard-{k}.json"));
+        project
+            .gatekeeper(&[
+                "check",
+                "--against",
+                "main",
+                "--shard",
+                &shard,
+                "--json",
+                &out,
+            ])
+            .code(0);
+    }
+    // A shard with nothing in doubt builds no base.
+    project.behave(json!({"mission": {"slowdown": 1.15}}));
+    project
+        .gatekeeper(&[
+            "check",
+            "--against",
+            "main",
+            "--shard",
+            "1/2",
+            "--json",
+            "quiet-1.json",
+        ])
+        .code(0);
+    assert_eq!(project.json("quiet-1.json").get("ab_base"), None);
+    project
+        .gatekeeper(&[
+            "merge",
+            "quiet-1.json",
+            "shard-2.json",
+            "--json",
+            "merged.json",
+        ])
+        .code(0);
+    let merged = project.json("merged.json");
+    assert!(merged["ab_base"].as_str().unwrap().starts_with("main ("));
+    assert_eq!(
+        result(&merged, "attn", "mission")["ab"]["verdict"],
+        "regressed"
+    );
+    assert_eq!(result(&merged, "attn", "small")["ab"], Value::Null);
+
+    project
+        .gatekeeper(&[
+            "merge",
+            "shard-1.json",
+            "shard-2.json",
+            "--json",
+            "merged.json",
+        ])
+        .code(1);
+    let merged = project.json("merged.json");
+    assert_eq!(
+        verdicts(&merged),
+        ["small/unchanged", "mission/regressed", "long/regressed"]
+    );
+    // Re-judged at another threshold, the A/B verdicts stand: their rounds were stopped under
+    // the run's own threshold.
+    project
+        .gatekeeper(&[
+            "report",
+            "merged.json",
+            "--regression-threshold",
+            "0.5",
+            "--json",
+            "again.json",
+        ])
+        .code(1);
+    assert_eq!(
+        verdicts(&project.json("again.json")),
+        ["small/unchanged", "mission/regressed", "long/regressed"]
+    );
+}

@@ -291,6 +291,8 @@ fn same_check(path: &Path, run: &RunRecord, first_path: &Path, first: &RunRecord
 fn joined(runs: &[(&PathBuf, RunRecord)], first: &RunRecord) -> Result<RunRecord> {
     let mut merged = first.clone();
     merged.shard = None;
+    // A shard with no doubtful shape built no base; another shard may have.
+    merged.ab_base = runs.iter().find_map(|(_, run)| run.ab_base.clone());
     let mut results: Vec<ShapeResult> = runs
         .iter()
         .flat_map(|(_, run)| run.results.iter().cloned())
