@@ -254,6 +254,11 @@ pub struct KernelSpec {
     #[serde(default = "defaults::timeout_s")]
     #[schemars(extend("exclusiveMinimum" = 0), range(max = 86_400))]
     pub timeout_s: f64,
+    /// The command harness's protocol: 1 (a process per shape, the default) or 2 (one process
+    /// serves every shape over stdin and stdout; see the README).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 2))]
+    pub protocol: Option<u32>,
     /// A build step run in each tree before the kernel's first measurement there: in the
     /// working tree, and in the base tree exported for an A/B comparison. Its argv runs in the
     /// folder of gates.yaml with the kernel's `env`; a failure fails every shape of the kernel.
@@ -666,6 +671,17 @@ impl KernelSpec {
             } else if !raw.kernels.iter().any(|kernel| &kernel.name == peer) {
                 problems.push((key, format!("unknown kernel {peer:?}")));
             }
+        }
+        match (self.protocol, &self.cuda) {
+            (Some(1 | 2) | None, None) | (None, Some(_)) => {}
+            (Some(_), Some(_)) => problems.push((
+                "protocol".to_string(),
+                "applies to `command` harnesses; the CUDA runner speaks its own".to_string(),
+            )),
+            (Some(other), None) => problems.push((
+                "protocol".to_string(),
+                format!("must be 1 or 2, got {other}"),
+            )),
         }
         match self.setup.as_ref().map(|argv| argv.first()) {
             Some(None) => problems.push(("setup".to_string(), "must not be empty".to_string())),

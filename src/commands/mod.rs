@@ -143,6 +143,7 @@ fn measure_all(jobs: &[Job], harness: &dyn Harness, settings: &RunSettings) -> V
     } else {
         ProgressBar::hidden()
     };
+    harness.prepare(jobs, settings);
     let mut outcomes = Vec::with_capacity(jobs.len());
     for (index, job) in jobs.iter().enumerate() {
         let label = format!("{}/{}", job.kernel.name, job.shape);

@@ -8,13 +8,13 @@ use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use wait_timeout::ChildExt;
 
+use super::serve::{Server, Starting};
 use super::{Details, Failure, Harness, Measurement, Outcome, RunSettings};
 use crate::ab::AbSide;
 use crate::plan::Job;
@@ -43,6 +43,8 @@ pub struct CommandHarness {
     /// Each kernel's `setup:` outcome in this tree, so it runs once per kernel and a failure
     /// fails every later shape of the kernel with the same message.
     pub setups: Mutex<HashMap<String, Result<(), Failure>>>,
+    /// The protocol v2 harnesses serving, by kernel.
+    servers: Mutex<HashMap<String, Server>>,
 }
 
 impl CommandHarness {
@@ -54,6 +56,7 @@ impl CommandHarness {
             launch_only: false,
             side,
             setups: Mutex::new(HashMap::new()),
+            servers: Mutex::new(HashMap::new()),
         }
     }
 
@@ -128,11 +131,11 @@ struct Finished {
 
 /// Waits for `child` up to `timeout_s`, collecting its output; see [`wait_or_kill`].
 fn finish(mut child: Child, timeout_s: f64) -> Finished {
-    RUNNING.store(child.id(), Ordering::SeqCst);
+    track(child.id());
     let (stdout, stdout_closed) = drain(child.stdout.take());
     let (stderr, stderr_closed) = drain(child.stderr.take());
     let status = wait_or_kill(&mut child, Duration::from_secs_f64(timeout_s));
-    RUNNING.store(0, Ordering::SeqCst);
+    untrack(child.id());
     settle(&[&stdout_closed, &stderr_closed]);
     Finished {
         status,
@@ -163,6 +166,33 @@ impl Harness for CommandHarness {
     fn measure(&self, job: &Job, settings: &RunSettings) -> Outcome {
         self.run(job, settings, false)
     }
+
+    fn prepare(&self, jobs: &[Job], settings: &RunSettings) {
+        let mut kernels: Vec<&Job> = jobs.iter().filter(|job| serves(job)).collect();
+        kernels.dedup_by_key(|job| &job.kernel.name);
+        let starting: Vec<(&Job, Result<Starting, Failure>)> = kernels
+            .into_iter()
+            .filter(|job| self.set_up(job, settings).is_ok())
+            .map(|job| (job, self.spawn(job, settings)))
+            .collect();
+        for (job, started) in starting {
+            // A harness that fails to start is started again, and fails, when its shape runs.
+            if let Ok(server) = started.and_then(|s| s.ready(timeout_of(job))) {
+                if let Ok(mut servers) = self.servers.lock() {
+                    servers.insert(job.kernel.name.clone(), server);
+                }
+            }
+        }
+    }
+}
+
+/// Whether a job's harness speaks protocol v2.
+fn serves(job: &Job) -> bool {
+    job.kernel.cuda.is_none() && job.kernel.protocol == Some(2)
+}
+
+fn timeout_of(job: &Job) -> Duration {
+    Duration::from_secs_f64(job.kernel.timeout_s)
 }
 
 /// A harness whose processes are told they may only time ([`super::TIMING_ONLY_ENV`]): the A/B
@@ -176,7 +206,66 @@ impl Harness for TimingOnly<'_> {
 }
 
 impl CommandHarness {
+    /// Starts the v2 harness of `job`'s kernel, without waiting for it.
+    fn spawn(&self, job: &Job, settings: &RunSettings) -> Result<Starting, Failure> {
+        let argv = job.kernel.command.as_deref().unwrap_or_default();
+        let Some((program, args)) = argv.split_first() else {
+            return Err(Failure {
+                message: "no command to run".to_string(),
+                stderr_tail: String::new(),
+            });
+        };
+        let mut command = self.command(program, args, job, settings, false)?;
+        // Per request, not per process: the request carries the shape.
+        for name in [
+            "GATEKEEPER_SHAPE",
+            "GATEKEEPER_SHAPE_JSON",
+            "GATEKEEPER_WARMUP",
+            "GATEKEEPER_SAMPLES",
+            "GATEKEEPER_SEED",
+        ] {
+            command.env_remove(name);
+        }
+        Server::spawn(command, argv.join(" "))
+    }
+
+    /// One job through the kernel's v2 harness, started now if none is serving.
+    fn run_v2(&self, job: &Job, settings: &RunSettings, timing_only: bool) -> Outcome {
+        self.set_up(job, settings)?;
+        let Ok(mut servers) = self.servers.lock() else {
+            return Err(Failure {
+                message: "the harness table is unavailable".to_string(),
+                stderr_tail: String::new(),
+            });
+        };
+        let name = &job.kernel.name;
+        let server = match servers.remove(name) {
+            Some(server) => server,
+            None => self.spawn(job, settings)?.ready(timeout_of(job))?,
+        };
+        let mut server = server;
+        let (line, stderr_tail) = server.request(job, settings, timing_only, timeout_of(job))?;
+        let fail = |message: String| Failure {
+            message,
+            stderr_tail: stderr_tail.clone(),
+        };
+        // A line that is not a response leaves the conversation out of step: the server goes.
+        let report = parse_report(&line, self.launch_only).map_err(fail)?;
+        servers.insert(name.clone(), server);
+        if let Some(error) = report.error {
+            return Err(fail(if error.trim().is_empty() {
+                "the harness reported an error without a message".to_string()
+            } else {
+                error
+            }));
+        }
+        Ok(measurement(report, stderr_tail))
+    }
+
     fn run(&self, job: &Job, settings: &RunSettings, timing_only: bool) -> Outcome {
+        if serves(job) {
+            return self.run_v2(job, settings, timing_only);
+        }
         let kernel = job.kernel;
         let argv = kernel.command.as_ref().unwrap_or(&self.cuda_runner);
         let Some((program_path, program_args)) = argv.split_first() else {
@@ -228,17 +317,21 @@ impl CommandHarness {
                 error
             }));
         }
-        Ok(Measurement {
-            samples_us: report.samples_us,
-            correct: report.correct,
-            max_abs_err: report.max_abs_err,
-            max_rel_err: report.max_rel_err,
-            rel_l2_err: report.rel_l2_err,
-            device: report.device,
-            message: report.message,
-            details: report.details.map(Details::from),
-            stderr_tail,
-        })
+        Ok(measurement(report, stderr_tail))
+    }
+}
+
+fn measurement(report: Report, stderr_tail: String) -> Measurement {
+    Measurement {
+        samples_us: report.samples_us,
+        correct: report.correct,
+        max_abs_err: report.max_abs_err,
+        max_rel_err: report.max_rel_err,
+        rel_l2_err: report.rel_l2_err,
+        device: report.device,
+        message: report.message,
+        details: report.details.map(Details::from),
+        stderr_tail,
     }
 }
 
@@ -277,10 +370,17 @@ fn harness_command(
 /// stream held open by a process we cannot kill (one that left our process group) does not
 /// block us: after the harness exits we wait briefly, then take what arrived.
 #[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
+pub(super) struct Captured(Arc<Mutex<Vec<u8>>>);
 
 impl Captured {
-    fn text(&self) -> String {
+    /// Forgets what arrived so far: a v2 harness's stderr is reported per request.
+    pub(super) fn clear(&self) {
+        if let Ok(mut kept) = self.0.lock() {
+            kept.clear();
+        }
+    }
+
+    pub(super) fn text(&self) -> String {
         let bytes = self.0.lock().map(|b| b.clone()).unwrap_or_default();
         String::from_utf8_lossy(&bytes).into_owned()
     }
@@ -289,7 +389,7 @@ impl Captured {
 /// Reads a stream to its end on a thread, keeping the last [`STREAM_TAIL_BYTES`], so a chatty
 /// harness can neither block on a full pipe nor exhaust memory. The receiver hears when the
 /// stream closes.
-fn drain(stream: Option<impl Read + Send + 'static>) -> (Captured, mpsc::Receiver<()>) {
+pub(super) fn drain(stream: Option<impl Read + Send + 'static>) -> (Captured, mpsc::Receiver<()>) {
     let captured = Captured::default();
     let (done, closed) = mpsc::channel();
     if let Some(mut stream) = stream {
@@ -341,15 +441,28 @@ fn wait_or_kill(
     Ok(None)
 }
 
-/// The harness running now (its pid is its process group), for the interrupt handler.
-static RUNNING: AtomicU32 = AtomicU32::new(0);
+/// The harnesses alive now (each pid is its process group): the one measuring, and the v2
+/// harnesses waiting for their next request. For the interrupt handler.
+static LIVE: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 
-/// On SIGINT or SIGTERM (a cancelled CI job), kill the running harness's process group before
-/// exiting: it lives in a group of its own and would otherwise keep the GPU busy.
+pub(super) fn track(pid: u32) {
+    if let Ok(mut live) = LIVE.lock() {
+        live.push(pid);
+    }
+}
+
+pub(super) fn untrack(pid: u32) {
+    if let Ok(mut live) = LIVE.lock() {
+        live.retain(|&p| p != pid);
+    }
+}
+
+/// On SIGINT or SIGTERM (a cancelled CI job), kill every live harness's process group before
+/// exiting: each lives in a group of its own and would otherwise keep the GPU busy.
 pub fn install_interrupt_handler() {
     let _ = ctrlc::set_handler(|| {
-        let pid = RUNNING.load(Ordering::SeqCst);
-        if pid != 0 {
+        let live = LIVE.lock().map(|live| live.clone()).unwrap_or_default();
+        for pid in live {
             kill_group(pid);
         }
         crate::errln!("gatekeeper: interrupted");
@@ -417,7 +530,7 @@ fn parse_report(stdout: &str, launch_only: bool) -> Result<Report, String> {
     Ok(report)
 }
 
-fn tail_lines(text: &str) -> String {
+pub(super) fn tail_lines(text: &str) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let start = lines.len().saturating_sub(STDERR_TAIL_LINES);
     let tail = lines[start..].join("\n");

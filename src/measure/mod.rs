@@ -3,6 +3,7 @@
 
 mod command;
 mod details;
+mod serve;
 
 pub use command::{install_interrupt_handler, CommandHarness, TimingOnly};
 pub use details::{Details, Resources, TimingMethod};
@@ -58,4 +59,8 @@ pub type Outcome = Result<Measurement, Failure>;
 /// kernel: every problem becomes a [`Failure`].
 pub trait Harness {
     fn measure(&self, job: &Job, settings: &RunSettings) -> Outcome;
+
+    /// Gets ready to measure `jobs`: starts persistent (protocol v2) harnesses together, so
+    /// their start-up overlaps instead of adding up. Problems surface when a job is measured.
+    fn prepare(&self, _jobs: &[Job], _settings: &RunSettings) {}
 }

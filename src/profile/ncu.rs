@@ -138,10 +138,9 @@ pub fn bare_runner(
     job: &Job,
     settings: &RunSettings,
 ) -> Outcome {
-    let harness = CommandHarness {
-        launch_only: true,
-        ..CommandHarness::new(workdir.to_path_buf(), runner.to_vec(), AbSide::Candidate)
-    };
+    let mut harness =
+        CommandHarness::new(workdir.to_path_buf(), runner.to_vec(), AbSide::Candidate);
+    harness.launch_only = true;
     let mut kernel = job.kernel.clone();
     kernel.env.insert(PROFILE_ENV.to_string(), "1".to_string());
     harness.measure(

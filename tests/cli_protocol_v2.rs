@@ -1,0 +1,197 @@
+//! Command-harness protocol v2 through the real binary: one process serves every shape of a
+//! kernel; a crash, a hang or a bad line fails one shape and the next gets a fresh process.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+const HARNESS_V2: &str = include_str!("fixtures/harness_v2.py");
+
+fn gates_v2(timeout_s: u32) -> String {
+    GATES
+        .replace(
+            "[\"python3\", \"harness.py\"]",
+            "[\"python3\", \"harness_v2.py\"]",
+        )
+        .replace(
+            "    timeout_s: 20",
+            &format!("    protocol: 2\n    timeout_s: {timeout_s}"),
+        )
+}
+
+fn project(timeout_s: u32) -> (Project, tempfile::TempDir) {
+    let project = Project::new(&gates_v2(timeout_s));
+    project.write("harness_v2.py", HARNESS_V2);
+    (project, tempfile::tempdir().unwrap())
+}
+
+/// The fixture's log: `start PID` and `request PID SHAPE TIMING_ONLY` lines.
+fn log(dir: &tempfile::TempDir) -> Vec<String> {
+    std::fs::read_to_string(dir.path().join("log"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn starts(lines: &[String]) -> usize {
+    lines.iter().filter(|l| l.starts_with("start ")).count()
+}
+
+fn check(project: &Project, logs: &tempfile::TempDir, args: &[&str]) -> assert_cmd::assert::Assert {
+    let log = logs.path().join("log");
+    project.gatekeeper_with(&[("FIXTURE_LOG", log.to_str().unwrap())], args)
+}
+
+fn message(run: &Value, shape: &str) -> String {
+    run["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["shape"] == shape)
+        .unwrap()["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn one_process_serves_every_shape() {
+    let (project, logs) = project(20);
+    check(&project, &logs, &["baseline", "refresh"]).code(0);
+    let lines = log(&logs);
+    assert_eq!(starts(&lines), 1, "{lines:?}");
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    project.commit("baseline");
+    check(&project, &logs, &["check", "--json", "out.json"]).code(0);
+    assert_eq!(
+        verdicts(&project.json("out.json")),
+        ["small/unchanged", "mission/unchanged", "long/unchanged"]
+    );
+    assert_eq!(starts(&log(&logs)), 2);
+}
+
+#[test]
+fn a_crash_fails_its_shape_and_the_next_shape_gets_a_fresh_process() {
+    let (project, logs) = project(20);
+    project.behave(json!({"mission": {"crash": true}}));
+    check(&project, &logs, &["check", "--json", "out.json"]).code(1);
+    let run = project.json("out.json");
+    assert_eq!(
+        verdicts(&run),
+        ["small/no_baseline", "mission/error", "long/no_baseline"]
+    );
+    assert!(message(&run, "mission").contains("exit status: 3"), "{run}");
+    let mission = &run["results"][1];
+    let tail = mission["stderr_tail"].as_str().unwrap();
+    // This request's stderr, not the whole conversation's.
+    assert!(
+        tail.contains("serving attn/mission") && !tail.contains("attn/small"),
+        "{tail}"
+    );
+    assert_eq!(starts(&log(&logs)), 2);
+}
+
+#[test]
+fn a_hung_request_times_out_alone() {
+    let (project, logs) = project(2);
+    project.behave(json!({"mission": {"hang": true}}));
+    check(&project, &logs, &["check", "--json", "out.json"]).code(1);
+    let run = project.json("out.json");
+    assert_eq!(
+        verdicts(&run),
+        ["small/no_baseline", "mission/error", "long/no_baseline"]
+    );
+    assert!(
+        message(&run, "mission").contains("timed out after 2 s"),
+        "{run}"
+    );
+    assert_eq!(starts(&log(&logs)), 2);
+}
+
+#[test]
+fn a_line_that_is_not_a_response_fails_its_shape() {
+    let (project, logs) = project(20);
+    project.behave(json!({"small": {"garbage": true}}));
+    check(&project, &logs, &["check", "--json", "out.json"]).code(1);
+    let run = project.json("out.json");
+    assert_eq!(
+        verdicts(&run),
+        ["small/error", "mission/no_baseline", "long/no_baseline"]
+    );
+    assert!(message(&run, "small").contains("cannot parse"), "{run}");
+    assert_eq!(starts(&log(&logs)), 2);
+}
+
+#[test]
+fn a_harness_that_never_says_ready_is_an_error() {
+    let (project, logs) = project(1);
+    project.write(
+        "behavior.json",
+        &json!({"device": "Test GPU", "never_ready": true, "shapes": {}}).to_string(),
+    );
+    check(&project, &logs, &["check", "--json", "out.json"]).code(1);
+    let run = project.json("out.json");
+    assert_eq!(
+        verdicts(&run),
+        ["small/error", "mission/error", "long/error"]
+    );
+    assert!(
+        message(&run, "small").contains("was not ready after 1 s"),
+        "{run}"
+    );
+    assert!(run["results"][0]["stderr_tail"]
+        .as_str()
+        .unwrap()
+        .contains("loading forever"));
+}
+
+#[test]
+fn ab_rounds_reuse_one_process_per_side_and_ask_for_timing_only() {
+    let (project, logs) = project(20);
+    project.gatekeeper(&["baseline", "refresh"]).code(0);
+    project.commit("baseline");
+    project.branch("feature");
+    check(
+        &project,
+        &logs,
+        &[
+            "check",
+            "--against",
+            "main",
+            "--ab",
+            "--shapes",
+            "small",
+            "--json",
+            "out.json",
+        ],
+    )
+    .code(0);
+    let lines = log(&logs);
+    // The candidate's process served the check's own run and its rounds; the base got one.
+    assert_eq!(starts(&lines), 2, "{lines:?}");
+    let timing_only: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.starts_with("request "))
+        .map(|l| l.rsplit(' ').next().unwrap())
+        .collect();
+    assert_eq!(
+        timing_only,
+        ["False", "True", "True", "True", "True", "True", "True"]
+    );
+    assert_eq!(
+        project.json("out.json")["results"][0]["ab"]["verdict"],
+        "unchanged"
+    );
+}
+
+#[test]
+fn protocol_is_checked() {
+    let project =
+        Project::new(&GATES.replace("    timeout_s: 20", "    protocol: 3\n    timeout_s: 20"));
+    project
+        .gatekeeper(&["check"])
+        .code(2)
+        .stderr(predicates::str::contains("kernels[0].protocol"));
+}
