@@ -195,3 +195,54 @@ fn protocol_is_checked() {
         .code(2)
         .stderr(predicates::str::contains("kernels[0].protocol"));
 }
+
+#[test]
+fn the_shipped_python_examples_speak_both_protocols() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("kernels")).unwrap();
+    for file in [
+        "example_sum.py",
+        "example_sum_v1.py",
+        "gatekeeper_harness.py",
+    ] {
+        std::fs::copy(
+            repo.join("kernels").join(file),
+            dir.path().join("kernels").join(file),
+        )
+        .unwrap();
+    }
+    let gates = r#"version: 1
+timing: {warmup: 1, samples: 5}
+shapes:
+  a: {N: 1000}
+  b: {N: 3000}
+kernels:
+  - name: served
+    command: ["python3", "kernels/example_sum.py"]
+    protocol: 2
+    shapes: [a, b]
+  - name: plain
+    command: ["python3", "kernels/example_sum_v1.py"]
+    shapes: [a, b]
+  - name: served_as_v1
+    command: ["python3", "kernels/example_sum.py"]
+    shapes: [a]
+"#;
+    std::fs::write(dir.path().join("gates.yaml"), gates).unwrap();
+    assert_cmd::Command::new(env!("CARGO_BIN_EXE_gatekeeper"))
+        .current_dir(dir.path())
+        .args(["check", "--json", "out.json"])
+        .assert()
+        .code(0);
+    let run: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("out.json")).unwrap())
+            .unwrap();
+    let results = run["results"].as_array().unwrap();
+    assert_eq!(results.len(), 5);
+    for result in results {
+        assert_eq!(result["verdict"], "no_baseline", "{result}");
+        assert_eq!(result["correct"], true, "{result}");
+        assert_eq!(result["candidate_samples_us"].as_array().unwrap().len(), 5);
+    }
+}
