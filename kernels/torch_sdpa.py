@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""PyTorch's scaled_dot_product_attention as a gatekeeper command harness (protocol v1).
+"""PyTorch's scaled_dot_product_attention as a gatekeeper command harness (protocol v2, or v1
+when run without GATEKEEPER_PROTOCOL=2; see kernels/gatekeeper_harness.py).
 
     python3 kernels/torch_sdpa.py --backend {auto,math,flash,mem_efficient,cudnn}
 
-Times F.scaled_dot_product_attention on f16 Q, K, V of the shape in GATEKEEPER_SHAPE_JSON
-(B, H, S, D, and CAUSAL 0/1) with CUDA events, and checks its output against attention computed
+Times F.scaled_dot_product_attention on f16 Q, K, V of the requested shape (B, H, S, D, and
+CAUSAL 0/1) with CUDA events, and checks its output against attention computed
 in f32 from the same inputs (atol = rtol = 1e-2, as for the FP8 kernel). It is the peer that
 sdpa_fp8_stage_c is compared with.
 
@@ -14,73 +15,97 @@ when Python has finished dispatching the attention: the event pair times the att
 PyTorch's host-side overhead.
 """
 import argparse
-import json
 import math
-import os
-import sys
+
+from gatekeeper_harness import HarnessError, serve
+
+BACKENDS = ["auto", "math", "flash", "mem_efficient", "cudnn"]
 
 
-def fail(message):
-    print(json.dumps({"error": message}))
-    sys.exit(0)
-
-
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--backend", default="auto",
-                        choices=["auto", "math", "flash", "mem_efficient", "cudnn"])
-    args = parser.parse_args()
-
+def setup():
+    """Imports and the CUDA context, once per process; a reason instead when they fail."""
     try:
         import torch
         import torch.nn.functional as F
         from torch.nn.attention import SDPBackend, sdpa_kernel
     except ImportError as err:
-        fail(f"PyTorch is not installed: {err}")
+        return None, f"PyTorch is not installed: {err}"
     if not torch.cuda.is_available():
-        fail("PyTorch sees no CUDA device")
+        return None, "PyTorch sees no CUDA device"
+    torch.cuda.init()
+    return (torch, F, SDPBackend, sdpa_kernel), None
 
-    shape = json.loads(os.environ["GATEKEEPER_SHAPE_JSON"])
-    warmup = int(os.environ["GATEKEEPER_WARMUP"])
-    samples = int(os.environ["GATEKEEPER_SAMPLES"])
-    seed = int(os.environ["GATEKEEPER_SEED"])
-    b, h, s, d = (int(shape[k]) for k in ("B", "H", "S", "D"))
-    causal = bool(int(shape.get("CAUSAL", 0)))
 
-    torch.manual_seed(seed)
-    dev = "cuda"
-    q, k, v = (torch.empty(b, h, s, d, device=dev, dtype=torch.float16).uniform_(-1, 1)
-               for _ in range(3))
-
+def measurer(backend, modules):
+    torch, F, SDPBackend, sdpa_kernel = modules
     backends = {
         "math": [SDPBackend.MATH],
         "flash": [SDPBackend.FLASH_ATTENTION],
         "mem_efficient": [SDPBackend.EFFICIENT_ATTENTION],
         "cudnn": [SDPBackend.CUDNN_ATTENTION],
     }
+    dev = "cuda"
+    flush = torch.empty(2 * torch.cuda.get_device_properties(0).L2_cache_size,
+                        dtype=torch.uint8, device=dev)
 
-    def attention():
-        return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+    def measure(request):
+        shape = request["params"]
+        b, h, s, d = (int(shape[k]) for k in ("B", "H", "S", "D"))
+        causal = bool(int(shape.get("CAUSAL", 0)))
+        torch.manual_seed(request["seed"])
+        q, k, v = (torch.empty(b, h, s, d, device=dev, dtype=torch.float16).uniform_(-1, 1)
+                   for _ in range(3))
 
-    def run():
-        if args.backend == "auto":
-            return attention()
-        with sdpa_kernel(backends[args.backend]):
-            return attention()
+        def run():
+            if backend == "auto":
+                return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+            with sdpa_kernel(backends[backend]):
+                return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
 
-    try:
-        out = run()
-        torch.cuda.synchronize()
-    except RuntimeError as err:
-        fail(f"backend {args.backend} cannot run this shape: {str(err).splitlines()[0]}")
+        try:
+            out = run()
+            torch.cuda.synchronize()
+        except RuntimeError as err:
+            raise HarnessError(
+                f"backend {backend} cannot run this shape: {str(err).splitlines()[0]}") from None
 
-    # Reference: f32 attention from the same inputs, one batch at a time to bound memory.
+        report = {
+            "device": torch.cuda.get_device_name(),
+            "details": {"backend": backend, "torch": torch.__version__},
+        }
+        if not request.get("timing_only"):
+            report.update(check(torch, q, k, v, out, causal))
+        del out
+
+        for _ in range(request["warmup"]):
+            run()
+        times = []
+        for _ in range(request["samples"]):
+            start = torch.cuda.Event(enable_timing=True)
+            end = torch.cuda.Event(enable_timing=True)
+            flush.zero_()
+            torch.cuda._sleep(200_000)  # cycles: ~100 µs at 2 GHz
+            start.record()
+            run()
+            end.record()
+            torch.cuda.synchronize()
+            times.append(start.elapsed_time(end) * 1000.0)
+        report["samples_us"] = times
+        return report
+
+    return measure
+
+
+def check(torch, q, k, v, out, causal):
+    """The output against f32 attention from the same inputs, one batch at a time to bound
+    memory (atol = rtol = 1e-2)."""
+    b, _, s, d = q.shape
     errs_abs, errs_rel, bad, total = 0.0, 0.0, 0, 0
     for i in range(b):
         qf, kf, vf = (x[i].float() for x in (q, k, v))
         scores = qf @ kf.transpose(-1, -2) / d ** 0.5
         if causal:
-            mask = torch.ones(s, s, device=dev, dtype=torch.bool).triu(1)
+            mask = torch.ones(s, s, device=q.device, dtype=torch.bool).triu(1)
             scores.masked_fill_(mask, float("-inf"))
         ref = torch.softmax(scores, dim=-1) @ vf
         got = out[i].float()
@@ -90,34 +115,27 @@ def main():
         bad += int((~torch.isfinite(got) | (diff > 1e-2 + 1e-2 * ref.abs())).sum().item())
         total += got.numel()
         del scores, ref
-
-    flush = torch.empty(2 * torch.cuda.get_device_properties(0).L2_cache_size,
-                        dtype=torch.uint8, device=dev)
-    for _ in range(warmup):
-        run()
-    times = []
-    for _ in range(samples):
-        start = torch.cuda.Event(enable_timing=True)
-        end = torch.cuda.Event(enable_timing=True)
-        flush.zero_()
-        torch.cuda._sleep(200_000)  # cycles: ~100 µs at 2 GHz
-        start.record()
-        run()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end) * 1000.0)
-
-    report = {
-        "samples_us": times,
+    result = {
         "correct": bad == 0,
         "max_abs_err": errs_abs if math.isfinite(errs_abs) else None,
         "max_rel_err": errs_rel if math.isfinite(errs_rel) else None,
-        "device": torch.cuda.get_device_name(),
-        "details": {"backend": args.backend, "torch": torch.__version__},
     }
     if bad:
-        report["message"] = f"{bad:,} / {total:,} elements outside atol = rtol = 1e-2"
-    print(json.dumps(report))
+        result["message"] = f"{bad:,} / {total:,} elements outside atol = rtol = 1e-2"
+    return result
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--backend", default="auto", choices=BACKENDS)
+    args = parser.parse_args()
+    modules, why = setup()
+    if why is not None:
+        def unavailable(_request):
+            raise HarnessError(why)
+        serve(unavailable)
+        return
+    serve(measurer(args.backend, modules))
 
 
 if __name__ == "__main__":
