@@ -58,6 +58,9 @@ pub struct RunRecord {
     /// HEAD (…)`; absent when no A/B comparison could run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ab_base: Option<String>,
+    /// Harness processes started per kernel (setup steps, v1 runs, v2 servers, the base's too).
+    #[serde(default, skip_serializing_if = "indexmap::IndexMap::is_empty")]
+    pub processes: indexmap::IndexMap<String, usize>,
     /// `K/N` when this run measured one slice of the plan; `gatekeeper merge` joins them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<String>,
@@ -138,6 +141,10 @@ pub struct ShapeResult {
     /// Gate 4: static resources, profiled metrics, class and limits checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<crate::profile::ShapeProfile>,
+    /// Seconds the check's own measurement of this shape took, its process included (A/B
+    /// rounds are in `ab.wall_s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall_s: Option<f64>,
     /// The same-runner A/B comparison against the base build, `null` where none ran. When it
     /// ran, its verdict is this result's `verdict`.
     #[serde(default)]

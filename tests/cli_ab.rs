@@ -279,6 +279,8 @@ fn sides_alternate_and_the_base_runs_in_its_own_exported_tree() {
     // Gate 2 ran in the check's own run; the rounds are told they only time.
     let timing_only: Vec<&str> = runs.iter().map(|(_, t, _)| *t).collect();
     assert_eq!(timing_only, ["0", "1", "1", "1", "1", "1", "1"]);
+    // Seven v1 processes, both trees counted.
+    assert_eq!(project.json("out.json")["processes"]["attn"], 7);
     let project_dir = project.path().canonicalize().unwrap();
     for (side, _, cwd) in runs {
         let cwd = std::path::Path::new(cwd);

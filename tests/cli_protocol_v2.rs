@@ -65,11 +65,17 @@ fn one_process_serves_every_shape() {
     assert_eq!(lines.len(), 4, "{lines:?}");
     project.commit("baseline");
     check(&project, &logs, &["check", "--json", "out.json"]).code(0);
+    let run = project.json("out.json");
     assert_eq!(
-        verdicts(&project.json("out.json")),
+        verdicts(&run),
         ["small/unchanged", "mission/unchanged", "long/unchanged"]
     );
     assert_eq!(starts(&log(&logs)), 2);
+    // The run record counts the processes, and times each shape.
+    assert_eq!(run["processes"]["attn"], 1);
+    for result in run["results"].as_array().unwrap() {
+        assert!(result["wall_s"].as_f64().unwrap() > 0.0, "{result}");
+    }
 }
 
 #[test]

@@ -11,7 +11,7 @@ use crate::config::{Config, Confirm};
 use crate::error::{Error, Result};
 use crate::exit;
 use crate::git::Repo;
-use crate::measure::{Details, Harness, Outcome};
+use crate::measure::{CommandHarness, Details, Harness, Outcome};
 use crate::outln;
 use crate::plan::{self, Job, Selection};
 use crate::record::{self, BaselineLookup, PassFail, RunRecord, ShapeResult};
@@ -54,12 +54,17 @@ pub fn run(options: &CheckOptions) -> Result<u8> {
     let baselines = BaselineSet::load(&source, kernels)?;
 
     let harness = harness_for(&config, &jobs)?;
-    let outcomes = measure_all(&jobs, &harness as &dyn Harness, &run_settings(&config));
+    let measured = measure_all(&jobs, &harness as &dyn Harness, &run_settings(&config));
+    let outcomes = measured.outcomes;
 
     let mut results = judge_all(&config, &jobs, &outcomes, &baselines);
+    for (result, seconds) in results.iter_mut().zip(&measured.seconds) {
+        result.wall_s = Some(*seconds);
+    }
     // Doubtful (or, with --ab, all) shapes measured again beside the base build.
     let chosen = ab::chosen(&results, scope, &config.gate);
     let mut ab_base = None;
+    let mut base_processes = indexmap::IndexMap::new();
     if let (Source::Git { resolved, .. }, false) = (&source, chosen.is_empty()) {
         let mut kernels: Vec<&str> = chosen
             .iter()
@@ -84,6 +89,10 @@ pub fn run(options: &CheckOptions) -> Result<u8> {
             &settings,
             &config.gate,
         );
+        base_processes = base
+            .harness()
+            .map(CommandHarness::processes)
+            .unwrap_or_default();
     }
     // Gate 4, after every timing so the profiler's replays disturb none of them.
     super::profile::attach(&config, &jobs, &outcomes, &mut results)?;
@@ -94,6 +103,7 @@ pub fn run(options: &CheckOptions) -> Result<u8> {
         dirty: head.as_ref().map(|h| h.dirty),
         baselines_from: source.describe(),
         ab_base,
+        processes: add_counts(harness.processes(), base_processes),
         shard: options.selection.shard.map(|shard| shard.to_string()),
         plan_id: plan_id(&config, options),
         plan_jobs: whole_plan,
@@ -200,6 +210,7 @@ fn empty_record(config: &Config) -> RunRecord {
         dirty: None,
         baselines_from: String::new(),
         ab_base: None,
+        processes: indexmap::IndexMap::new(),
         shard: None,
         plan_id: String::new(),
         plan_jobs: 0,
@@ -215,6 +226,17 @@ fn empty_record(config: &Config) -> RunRecord {
         kernels: Vec::new(),
         results: Vec::new(),
     }
+}
+
+/// Harness processes started per kernel, both trees together.
+fn add_counts(
+    mut counts: indexmap::IndexMap<String, usize>,
+    more: indexmap::IndexMap<String, usize>,
+) -> indexmap::IndexMap<String, usize> {
+    for (kernel, count) in more {
+        *counts.entry(kernel).or_default() += count;
+    }
+    counts
 }
 
 /// Which shapes are measured by A/B: every one with `--ab`; with `gate.confirm: ab` (or unset

@@ -127,9 +127,15 @@ fn run_settings(config: &Config) -> RunSettings {
     }
 }
 
+/// Every job's outcome, and the seconds each took (the harness's process included).
+struct Measured {
+    outcomes: Vec<Outcome>,
+    seconds: Vec<f64>,
+}
+
 /// Measures every job in order. On a terminal a progress bar shows on stderr; in a CI log,
 /// where a bar would be noise, each job gets one line instead.
-fn measure_all(jobs: &[Job], harness: &dyn Harness, settings: &RunSettings) -> Vec<Outcome> {
+fn measure_all(jobs: &[Job], harness: &dyn Harness, settings: &RunSettings) -> Measured {
     let interactive = std::io::stderr().is_terminal();
     let bar = if interactive {
         let bar =
@@ -145,10 +151,13 @@ fn measure_all(jobs: &[Job], harness: &dyn Harness, settings: &RunSettings) -> V
     };
     harness.prepare(jobs, settings);
     let mut outcomes = Vec::with_capacity(jobs.len());
+    let mut seconds = Vec::with_capacity(jobs.len());
     for (index, job) in jobs.iter().enumerate() {
         let label = format!("{}/{}", job.kernel.name, job.shape);
         bar.set_message(label.clone());
+        let started = std::time::Instant::now();
         let outcome = harness.measure(job, settings);
+        seconds.push(started.elapsed().as_secs_f64());
         if !interactive {
             errln!(
                 "[{}/{}] {label}: {}",
@@ -164,7 +173,7 @@ fn measure_all(jobs: &[Job], harness: &dyn Harness, settings: &RunSettings) -> V
         outcomes.push(outcome);
     }
     bar.finish_and_clear();
-    outcomes
+    Measured { outcomes, seconds }
 }
 
 /// A harness may return fewer samples than `timing.samples` (protocol v1 accepts any two or

@@ -293,6 +293,12 @@ fn joined(runs: &[(&PathBuf, RunRecord)], first: &RunRecord) -> Result<RunRecord
     merged.shard = None;
     // A shard with no doubtful shape built no base; another shard may have.
     merged.ab_base = runs.iter().find_map(|(_, run)| run.ab_base.clone());
+    merged.processes = indexmap::IndexMap::new();
+    for (_, run) in runs {
+        for (kernel, count) in &run.processes {
+            *merged.processes.entry(kernel.clone()).or_default() += count;
+        }
+    }
     let mut results: Vec<ShapeResult> = runs
         .iter()
         .flat_map(|(_, run)| run.results.iter().cloned())

@@ -44,7 +44,7 @@ pub fn run(options: &RefreshOptions) -> Result<u8> {
     baseline::check_writable(&config.baselines_dir())?;
 
     let harness = harness_for(&config, &jobs)?;
-    let outcomes = measure_all(&jobs, &harness as &dyn Harness, &run_settings(&config));
+    let outcomes = measure_all(&jobs, &harness as &dyn Harness, &run_settings(&config)).outcomes;
     let date = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
 
     let mut all_written = true;

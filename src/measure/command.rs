@@ -45,6 +45,8 @@ pub struct CommandHarness {
     pub setups: Mutex<HashMap<String, Result<(), Failure>>>,
     /// The protocol v2 harnesses serving, by kernel.
     servers: Mutex<HashMap<String, Server>>,
+    /// Processes started, by kernel.
+    started: Mutex<indexmap::IndexMap<String, usize>>,
 }
 
 impl CommandHarness {
@@ -57,6 +59,18 @@ impl CommandHarness {
             side,
             setups: Mutex::new(HashMap::new()),
             servers: Mutex::new(HashMap::new()),
+            started: Mutex::new(indexmap::IndexMap::new()),
+        }
+    }
+
+    /// Processes started so far, by kernel.
+    pub fn processes(&self) -> indexmap::IndexMap<String, usize> {
+        self.started.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    fn count_start(&self, kernel: &str) {
+        if let Ok(mut started) = self.started.lock() {
+            *started.entry(kernel.to_string()).or_default() += 1;
         }
     }
 
@@ -83,6 +97,7 @@ impl CommandHarness {
                     return Err(failed("is empty".to_string(), String::new()));
                 };
                 let mut command = self.command(program, args, job, settings, false)?;
+                self.count_start(&job.kernel.name);
                 let child = command
                     .spawn()
                     .map_err(|err| failed(format!("cannot start: {err}"), String::new()))?;
@@ -226,6 +241,7 @@ impl CommandHarness {
         ] {
             command.env_remove(name);
         }
+        self.count_start(&job.kernel.name);
         Server::spawn(command, argv.join(" "))
     }
 
@@ -281,6 +297,7 @@ impl CommandHarness {
         } else {
             argv.join(" ")
         };
+        self.count_start(&kernel.name);
         let child = command.spawn().map_err(|err| Failure {
             message: format!("cannot start `{program}`: {err}"),
             stderr_tail: String::new(),

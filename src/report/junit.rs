@@ -56,17 +56,24 @@ impl Exporter for JUnit {
 fn testcase(run: &RunRecord, result: &ShapeResult) -> TestCase {
     let summary = xml_safe(&summarize(result));
     let name = &xml_safe(&result.shape);
+    // The shape's own measurement and its A/B rounds: what a CI test reporter sums per suite.
+    let seconds = result.wall_s.unwrap_or(0.0) + result.ab.as_ref().map_or(0.0, |ab| ab.wall_s);
+    let time = if seconds.is_finite() && (0.0..1e9).contains(&seconds) {
+        Duration::seconds_f64(seconds)
+    } else {
+        Duration::ZERO
+    };
     let mut case = if !run.fails_its_kernel(result) {
         match result.verdict {
             Verdict::NoBaseline => TestCase::skipped(name),
-            _ => TestCase::success(name, Duration::ZERO),
+            _ => TestCase::success(name, time),
         }
     } else if result.verdict == Verdict::Error {
-        TestCase::error(name, Duration::ZERO, "error", &summary)
+        TestCase::error(name, time, "error", &summary)
     } else if result.verdict.is_fatal() || result.verdict == Verdict::Regressed {
-        TestCase::failure(name, Duration::ZERO, result.verdict.as_str(), &summary)
+        TestCase::failure(name, time, result.verdict.as_str(), &summary)
     } else {
-        TestCase::failure(name, Duration::ZERO, "profile", &summary)
+        TestCase::failure(name, time, "profile", &summary)
     };
     case.set_classname(&xml_safe(&result.kernel));
     case.set_system_out(&summary);

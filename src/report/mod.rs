@@ -58,6 +58,45 @@ pub(crate) fn format_delta(result: &ShapeResult) -> String {
     }
 }
 
+/// Where each kernel's time went: `attention 12.5 s (measuring 5.0, A/B 7.5; 12 processes)`,
+/// one per kernel that took any.
+pub(crate) fn time_spent(run: &RunRecord) -> Vec<String> {
+    run.kernels
+        .iter()
+        .filter_map(|kernel| {
+            let results: Vec<&ShapeResult> = run.results_of(&kernel.name).collect();
+            // Folded from +0.0: an empty f64 sum is -0.0, which would print as "-0.0".
+            let measuring = results
+                .iter()
+                .filter_map(|r| r.wall_s)
+                .fold(0.0, |a, b| a + b);
+            let ab = results
+                .iter()
+                .filter_map(|r| r.ab.as_ref())
+                .fold(0.0, |a, ab| a + ab.wall_s);
+            let processes = run.processes.get(&kernel.name).copied().unwrap_or(0);
+            if measuring + ab <= 0.0 && processes == 0 {
+                return None;
+            }
+            let mut parts = vec![format!("measuring {measuring:.1}")];
+            if ab > 0.0 {
+                parts.push(format!("A/B {ab:.1}"));
+            }
+            let processes = if processes == 1 {
+                "1 process".to_string()
+            } else {
+                format!("{processes} processes")
+            };
+            Some(format!(
+                "{} {:.1} s ({}; {processes})",
+                kernel.name,
+                measuring + ab,
+                parts.join(", ")
+            ))
+        })
+        .collect()
+}
+
 /// A shape's A/B comparison, `1.148× [1.139, 1.157] · 4 rounds`, or a dash where none ran.
 pub(crate) fn format_ab(result: &ShapeResult) -> String {
     let Some(ab) = &result.ab else {
@@ -282,6 +321,7 @@ pub(crate) mod fixture {
             max_abs_err: Some(0.0012),
             max_rel_err: Some(0.0031),
             baseline_commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
+            wall_s: Some(1.25),
             ..shape(kernel, name, verdict)
         }
     }
@@ -410,6 +450,15 @@ pub(crate) mod fixture {
                 "origin/main's merge-base with HEAD (0123456789ab; origin/main is at 89abcdef0123)"
                     .into(),
             ),
+            processes: [
+                ("attention", 12),
+                ("gemm", 9),
+                ("quantize", 2),
+                ("softmax", 1),
+            ]
+            .into_iter()
+            .map(|(kernel, count)| (kernel.to_string(), count))
+            .collect(),
             shard: None,
             plan_id: "fixture".into(),
             plan_jobs: 10,

@@ -9,7 +9,7 @@ use comfy_table::{CellAlignment, ContentArrangement, Table};
 
 use super::{
     describe_errors, describe_gate, format_ab, format_delta, format_mean, format_p, format_us,
-    neutralise, Exporter, ProfileRow,
+    neutralise, time_spent, Exporter, ProfileRow,
 };
 use crate::compare::Verdict;
 use crate::record::RunRecord;
@@ -71,6 +71,10 @@ impl Exporter for Terminal {
                 "FAIL"
             };
             out.push_str(&format!("{word}  {}: {}\n", kernel.name, kernel.reason));
+        }
+        let spent = time_spent(run);
+        if !spent.is_empty() {
+            out.push_str(&format!("time: {}\n", spent.join(" · ")));
         }
         let verdict = if run.verdict.passed() { "PASS" } else { "FAIL" };
         out.push_str(&format!(
