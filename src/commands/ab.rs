@@ -72,7 +72,10 @@ impl Base {
         let config_in_repo = root.join(&file_name);
         let commit = resolved.commit;
         let short = short_commit(&commit.to_string()).to_string();
-        let config = if repo.export(commit, &config_in_repo, export.path())? {
+        // The whole folder of gates.yaml, before gates.yaml is read: it may be a link to a
+        // file beside it.
+        let config = if repo.kind(commit, &config_in_repo)?.is_some() {
+            repo.export(commit, &root, export.path())?;
             let path = export.path().join(&config_in_repo);
             Config::load(&path).map_err(|err| {
                 format!(
@@ -89,7 +92,9 @@ impl Base {
         let mut harness = None;
         if let Ok(config) = &config {
             for path in needed_paths(config, kernels, &root) {
-                repo.export(commit, &path, export.path())?;
+                if path != root {
+                    repo.export(commit, &path, export.path())?;
+                }
             }
             let exe = std::env::current_exe().map_err(|err| {
                 Error::Environment(format!("cannot locate the gatekeeper binary: {err}"))
