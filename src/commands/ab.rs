@@ -78,8 +78,14 @@ impl Base {
             repo.export(commit, &root, export.path())?;
             let path = export.path().join(&config_in_repo);
             Config::load(&path).map_err(|err| {
+                // The problems on one line, without the export's path: it is gone by the
+                // time the message is read, and a shape's message is one line of a table.
+                let why = match err {
+                    Error::Config { problems, .. } => problems.join("; "),
+                    err => err.to_string(),
+                };
                 format!(
-                    "the base's {} ({short}) is invalid: {err}",
+                    "the base's {} ({short}) is invalid: {why}",
                     config_in_repo.display()
                 )
             })
