@@ -11,6 +11,13 @@ fn args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
     CHECK.iter().copied().chain(extra.iter().copied()).collect()
 }
 
+/// Baselines measured and committed on main at ~100 µs, then a `feature` branch checked out.
+fn forked(gates: &str) -> Project {
+    let project = Project::with_committed_baseline(gates);
+    project.branch("feature");
+    project
+}
+
 #[test]
 fn a_symlinked_gates_yaml_reads_its_target_in_the_base() {
     let project = Project::new(GATES);
@@ -54,4 +61,26 @@ fn an_invalid_base_config_is_named_without_the_removed_export_folder() {
         assert!(!message.contains("gatekeeper-base-"), "{message}");
         assert!(!message.contains('\n'), "{message:?}");
     }
+}
+
+#[test]
+fn compare_of_ab_records_does_not_claim_an_ab_verdict() {
+    let project = forked(GATES);
+    project
+        .gatekeeper(&args(&["--ab", "--shapes", "small"]))
+        .code(0);
+    std::fs::rename(
+        project.path().join("out.json"),
+        project.path().join("a.json"),
+    )
+    .unwrap();
+    assert!(project.json("a.json")["ab_base"].is_string());
+    project
+        .gatekeeper(&["compare", "a.json", "a.json", "--json", "c.json"])
+        .code(0);
+    let compared = project.json("c.json");
+    // Every verdict is the comparison of the two records: none comes from A/B rounds.
+    assert_eq!(compared["results"][0]["ab"], Value::Null);
+    assert_eq!(compared.get("ab_base"), None, "{}", compared["ab_base"]);
+    assert_eq!(compared["gate"]["confirm"], "none");
 }

@@ -171,6 +171,9 @@ pub fn compare(
         .collect();
     run.gate = gate;
     run.baselines_from = format!("run record {}", baseline.display());
+    // Every verdict is now the comparison of the two records: none is an A/B one.
+    run.ab_base = None;
+    run.gate.confirm = Some(crate::config::Confirm::None);
     run.decide();
     finish(&run, reports)
 }
