@@ -84,3 +84,48 @@ fn compare_of_ab_records_does_not_claim_an_ab_verdict() {
     assert_eq!(compared.get("ab_base"), None, "{}", compared["ab_base"]);
     assert_eq!(compared["gate"]["confirm"], "none");
 }
+
+#[test]
+fn an_interrupted_ab_check_removes_the_exported_base() {
+    let project = Project::new(GATES);
+    // The base's harness announces itself, then hangs until the check is interrupted.
+    let harness = HARNESS.replace(
+        "if spec.get(\"crash\"):",
+        "if os.environ.get(\"GATEKEEPER_SIDE\") == \"base\":\n    open(os.environ[\"FIXTURE_MARK\"], \"w\").close()\n    time.sleep(60)\nif spec.get(\"crash\"):",
+    );
+    project.write("harness.py", &harness);
+    project.gatekeeper(&["baseline", "refresh"]).code(0);
+    project.commit("baselines, and a harness that hangs as the base");
+    project.branch("feature");
+    let temp = tempfile::tempdir().unwrap();
+    let mark = temp.path().join("base-started");
+    let exports = temp.path().join("tmp");
+    std::fs::create_dir(&exports).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gatekeeper"))
+        .current_dir(project.path())
+        .env("TMPDIR", &exports)
+        .env("FIXTURE_MARK", &mark)
+        .args(args(&["--ab", "--shapes", "small"]))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !mark.exists() {
+        assert!(started.elapsed().as_secs() < 30, "the base never ran");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let exported: Vec<_> = std::fs::read_dir(&exports).unwrap().collect();
+    assert_eq!(exported.len(), 1, "the base is exported under TMPDIR");
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let left: Vec<_> = std::fs::read_dir(&exports)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}

@@ -41,7 +41,7 @@ pub fn needs_confirmation(result: &ShapeResult, gate: &GateSettings) -> bool {
 pub struct Base {
     pub resolved: ResolvedRef,
     /// The exported tree; removed when the base is dropped.
-    _export: tempfile::TempDir,
+    _export: Export,
     /// The base's gates.yaml, or why it cannot be used (missing, invalid).
     config: std::result::Result<Config, String>,
     harness: Option<CommandHarness>,
@@ -57,12 +57,7 @@ impl Base {
         head: &Config,
         kernels: &[&str],
     ) -> Result<Base> {
-        let export = tempfile::Builder::new()
-            .prefix("gatekeeper-base-")
-            .tempdir()
-            .map_err(|err| {
-                Error::Environment(format!("cannot create a folder for the base build: {err}"))
-            })?;
+        let export = Export::new()?;
         let root = repo.relative(&head.root)?;
         let file_name = head
             .path
@@ -156,6 +151,33 @@ impl Base {
 
     pub fn harness(&self) -> Option<&CommandHarness> {
         self.harness.as_ref()
+    }
+}
+
+/// The folder the base is exported to: removed when dropped, or by the interrupt handler if
+/// the check is interrupted first (a cancelled CI job), which exits without running destructors.
+struct Export(tempfile::TempDir);
+
+impl Export {
+    fn new() -> Result<Export> {
+        let dir = tempfile::Builder::new()
+            .prefix("gatekeeper-base-")
+            .tempdir()
+            .map_err(|err| {
+                Error::Environment(format!("cannot create a folder for the base build: {err}"))
+            })?;
+        crate::measure::remove_on_interrupt(dir.path());
+        Ok(Export(dir))
+    }
+
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl Drop for Export {
+    fn drop(&mut self) {
+        crate::measure::keep_on_interrupt(self.0.path());
     }
 }
 

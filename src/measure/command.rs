@@ -344,13 +344,37 @@ fn wait_or_kill(
 /// The harness running now (its pid is its process group), for the interrupt handler.
 static RUNNING: AtomicU32 = AtomicU32::new(0);
 
+/// Folders the interrupt handler removes (the A/B base's exported tree): it exits without
+/// running destructors.
+static REMOVE_ON_INTERRUPT: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Has the interrupt handler remove `folder`, until [`keep_on_interrupt`] is called for it.
+pub fn remove_on_interrupt(folder: &std::path::Path) {
+    if let Ok(mut folders) = REMOVE_ON_INTERRUPT.lock() {
+        folders.push(folder.to_path_buf());
+    }
+}
+
+/// Undoes [`remove_on_interrupt`]: the folder's owner removes it, or has.
+pub fn keep_on_interrupt(folder: &std::path::Path) {
+    if let Ok(mut folders) = REMOVE_ON_INTERRUPT.lock() {
+        folders.retain(|kept| kept != folder);
+    }
+}
+
 /// On SIGINT or SIGTERM (a cancelled CI job), kill the running harness's process group before
-/// exiting: it lives in a group of its own and would otherwise keep the GPU busy.
+/// exiting: it lives in a group of its own and would otherwise keep the GPU busy. Then remove
+/// the folders named by [`remove_on_interrupt`].
 pub fn install_interrupt_handler() {
     let _ = ctrlc::set_handler(|| {
         let pid = RUNNING.load(Ordering::SeqCst);
         if pid != 0 {
             kill_group(pid);
+        }
+        if let Ok(folders) = REMOVE_ON_INTERRUPT.lock() {
+            for folder in folders.iter() {
+                let _ = std::fs::remove_dir_all(folder);
+            }
         }
         crate::errln!("gatekeeper: interrupted");
         std::process::exit(130);
