@@ -129,3 +129,32 @@ fn an_interrupted_ab_check_removes_the_exported_base() {
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+#[test]
+fn report_rejudging_an_ab_shape_without_a_baseline_keeps_one_copy_of_its_note() {
+    // No stored baseline on main; a budget too small for a round ends the A/B with a note.
+    let gates = GATES.replace("alpha: 0.05}", "alpha: 0.05, ab: {max_seconds: 0.001}}");
+    let project = Project::new(&gates);
+    project.commit("no baselines");
+    project.branch("feature");
+    project
+        .gatekeeper(&args(&["--ab", "--shapes", "small"]))
+        .code(0);
+    let run = project.json("out.json");
+    let small = &run["results"][0];
+    assert_eq!(small["ab"]["verdict"], "inconclusive", "{small}");
+    let message = small["message"].as_str().unwrap().to_string();
+    assert_eq!(message.matches("max_seconds").count(), 1, "{message}");
+    project
+        .gatekeeper(&[
+            "report",
+            "out.json",
+            "--regression-threshold",
+            "0.2",
+            "--json",
+            "again.json",
+        ])
+        .code(0);
+    let again = project.json("again.json");
+    assert_eq!(again["results"][0]["message"].as_str().unwrap(), message);
+}
