@@ -158,3 +158,27 @@ fn report_rejudging_an_ab_shape_without_a_baseline_keeps_one_copy_of_its_note() 
     let again = project.json("again.json");
     assert_eq!(again["results"][0]["message"].as_str().unwrap(), message);
 }
+
+#[test]
+fn a_timing_only_variable_in_the_environment_does_not_turn_off_the_checks() {
+    let project = forked(GATES);
+    let log_dir = tempfile::tempdir().unwrap();
+    let log = log_dir.path().join("runs.log");
+    // Left set in the job's environment (or by a harness that runs gatekeeper itself).
+    project
+        .gatekeeper_with(
+            &[
+                ("FIXTURE_LOG", log.to_str().unwrap()),
+                ("GATEKEEPER_TIMING_ONLY", "1"),
+            ],
+            &args(&["--ab", "--shapes", "small"]),
+        )
+        .code(0);
+    let lines = std::fs::read_to_string(&log).unwrap();
+    let timing_only: Vec<&str> = lines
+        .lines()
+        .map(|line| line.split(' ').nth(1).unwrap())
+        .collect();
+    // Gate 2 runs in the check's own run whatever the environment says; only rounds skip it.
+    assert_eq!(timing_only, ["0", "1", "1", "1", "1", "1", "1"], "{lines}");
+}

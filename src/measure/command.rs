@@ -114,6 +114,9 @@ impl CommandHarness {
         command.env("GATEKEEPER_SIDE", self.side.as_str());
         if timing_only {
             command.env(super::TIMING_ONLY_ENV, "1");
+        } else {
+            // Only gatekeeper says so: one left in its own environment must not skip gate 2.
+            command.env_remove(super::TIMING_ONLY_ENV);
         }
         Ok(command)
     }
