@@ -302,6 +302,10 @@ impl Repo {
                 (EntryKind::Folder, _) => std::fs::create_dir_all(&target).map_err(fail),
                 (EntryKind::Symlink, Some(blob)) => {
                     let link = PathBuf::from(String::from_utf8_lossy(blob.content()).as_ref());
+                    // Written by an earlier export of a folder around it.
+                    if target.symlink_metadata().is_ok() {
+                        std::fs::remove_file(&target).map_err(fail)?;
+                    }
                     std::os::unix::fs::symlink(link, &target).map_err(fail)
                 }
                 (EntryKind::File, Some(blob)) => {
@@ -383,6 +387,34 @@ mod tests {
         assert_eq!(short_commit("aéééééééééééééé"), "aééééééééééé");
         assert_eq!(short_commit("€"), "€");
         assert_eq!(short_commit(""), "");
+    }
+
+    #[test]
+    fn exporting_a_folder_again_rewrites_its_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let git = git2::Repository::init(dir.path()).unwrap();
+        std::fs::create_dir_all(dir.path().join("kernels")).unwrap();
+        std::fs::write(dir.path().join("kernels/a.cu"), "// a\n").unwrap();
+        std::os::unix::fs::symlink("a.cu", dir.path().join("kernels/link.cu")).unwrap();
+        let mut index = git.index().unwrap();
+        index
+            .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+            .unwrap();
+        let tree = git.find_tree(index.write_tree().unwrap()).unwrap();
+        let me = git2::Signature::now("t", "t@example.com").unwrap();
+        let commit = git
+            .commit(Some("HEAD"), &me, &me, "one", &tree, &[])
+            .unwrap();
+        let repo = Repo::discover(dir.path()).unwrap().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        // A folder, then the tree around it: the link is written twice.
+        for path in ["kernels", ""] {
+            assert!(repo.export(commit, Path::new(path), out.path()).unwrap());
+        }
+        assert_eq!(
+            std::fs::read_link(out.path().join("kernels/link.cu")).unwrap(),
+            Path::new("a.cu")
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::ab::{side_order, AbDecision, AbResult, AbSide, Round, SequentialTest};
-use crate::config::{Config, GateSettings, KernelSpec};
+use crate::config::{Config, GateSettings};
 use crate::error::{Error, Result};
 use crate::git::{short_commit, Repo, ResolvedRef};
 use crate::measure::{CommandHarness, Failure, Harness, Measurement, RunSettings, TimingOnly};
@@ -41,7 +41,7 @@ pub fn needs_confirmation(result: &ShapeResult, gate: &GateSettings) -> bool {
 pub struct Base {
     pub resolved: ResolvedRef,
     /// The exported tree; removed when the base is dropped.
-    _export: tempfile::TempDir,
+    _export: Export,
     /// The base's gates.yaml, or why it cannot be used (missing, invalid).
     config: std::result::Result<Config, String>,
     harness: Option<CommandHarness>,
@@ -57,12 +57,7 @@ impl Base {
         head: &Config,
         kernels: &[&str],
     ) -> Result<Base> {
-        let export = tempfile::Builder::new()
-            .prefix("gatekeeper-base-")
-            .tempdir()
-            .map_err(|err| {
-                Error::Environment(format!("cannot create a folder for the base build: {err}"))
-            })?;
+        let export = Export::new()?;
         let root = repo.relative(&head.root)?;
         let file_name = head
             .path
@@ -72,11 +67,20 @@ impl Base {
         let config_in_repo = root.join(&file_name);
         let commit = resolved.commit;
         let short = short_commit(&commit.to_string()).to_string();
-        let config = if repo.export(commit, &config_in_repo, export.path())? {
+        // The whole folder of gates.yaml, before gates.yaml is read: it may be a link to a
+        // file beside it.
+        let config = if repo.kind(commit, &config_in_repo)?.is_some() {
+            repo.export(commit, &root, export.path())?;
             let path = export.path().join(&config_in_repo);
             Config::load(&path).map_err(|err| {
+                // The problems on one line, without the export's path: it is gone by the
+                // time the message is read, and a shape's message is one line of a table.
+                let why = match err {
+                    Error::Config { problems, .. } => problems.join("; "),
+                    err => err.to_string(),
+                };
                 format!(
-                    "the base's {} ({short}) is invalid: {err}",
+                    "the base's {} ({short}) is invalid: {why}",
                     config_in_repo.display()
                 )
             })
@@ -88,8 +92,10 @@ impl Base {
         };
         let mut harness = None;
         if let Ok(config) = &config {
-            for folder in needed_paths(config, kernels) {
-                repo.export(commit, &root.join(folder), export.path())?;
+            for path in needed_paths(config, kernels, &root) {
+                if path != root {
+                    repo.export(commit, &path, export.path())?;
+                }
             }
             let exe = std::env::current_exe().map_err(|err| {
                 Error::Environment(format!("cannot locate the gatekeeper binary: {err}"))
@@ -148,47 +154,77 @@ impl Base {
     }
 }
 
-/// The folders (relative to the config's folder) that `kernels` of `config` need: for `cuda:`
-/// kernels their sources' folders and `-I` folders; for any command harness, everything.
-fn needed_paths(config: &Config, kernels: &[&str]) -> Vec<PathBuf> {
-    let specs: Vec<&KernelSpec> = kernels
-        .iter()
-        .filter_map(|name| config.kernel(name))
-        .collect();
-    if specs.iter().any(|kernel| kernel.cuda.is_none()) {
-        return vec![PathBuf::new()];
+/// The folder the base is exported to: removed when dropped, or by the interrupt handler if
+/// the check is interrupted first (a cancelled CI job), which exits without running destructors.
+struct Export(tempfile::TempDir);
+
+impl Export {
+    fn new() -> Result<Export> {
+        let dir = tempfile::Builder::new()
+            .prefix("gatekeeper-base-")
+            .tempdir()
+            .map_err(|err| {
+                Error::Environment(format!("cannot create a folder for the base build: {err}"))
+            })?;
+        crate::measure::remove_on_interrupt(dir.path());
+        Ok(Export(dir))
     }
-    let mut paths: Vec<PathBuf> = Vec::new();
-    for cuda in specs.iter().filter_map(|kernel| kernel.cuda.as_ref()) {
-        let sources = std::iter::once(&cuda.source).chain(cuda.reference.source.as_ref());
-        for source in sources {
-            paths.push(
-                Path::new(source)
-                    .parent()
-                    .map(Path::to_path_buf)
-                    .unwrap_or_default(),
-            );
-        }
-        let options = cuda.options.iter().chain(&cuda.reference.options);
-        for option in options {
+
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl Drop for Export {
+    fn drop(&mut self) {
+        crate::measure::keep_on_interrupt(self.0.path());
+    }
+}
+
+/// The paths (relative to the repository) that `kernels` of `config`, whose folder is `root`
+/// in the repository, need: the whole folder of gates.yaml (a command harness may read anything
+/// in it, and a `cuda:` source, which lies inside it, may include any header there, such as
+/// `../common/x.cuh`), and the relative `-I` folders of `cuda:` kernels, which may lie outside it.
+fn needed_paths(config: &Config, kernels: &[&str], root: &Path) -> Vec<PathBuf> {
+    let mut paths = vec![root.to_path_buf()];
+    let specs = kernels.iter().filter_map(|name| config.kernel(name));
+    for cuda in specs.filter_map(|kernel| kernel.cuda.as_ref()) {
+        for option in cuda.options.iter().chain(&cuda.reference.options) {
             if let Some(folder) = option
                 .strip_prefix("-I")
                 .or_else(|| option.strip_prefix("--include-path="))
                 .filter(|folder| Path::new(folder).is_relative())
             {
-                paths.push(PathBuf::from(folder));
+                // `..` may climb out of the folder of gates.yaml, but not out of the repository:
+                // a folder above it (or an absolute one) is the same for both sides.
+                paths.extend(within(&root.join(folder)));
             }
         }
     }
-    // Inside the tree only: `..` would climb out of the exported folder.
-    paths.retain(|path| {
-        !path
-            .components()
-            .any(|c| c == std::path::Component::ParentDir)
-    });
+    // A folder inside another is written with it (sorted, a folder comes before its contents).
     paths.sort();
-    paths.dedup();
-    paths
+    let mut kept: Vec<PathBuf> = Vec::new();
+    for path in paths {
+        if !kept.iter().any(|folder| path.starts_with(folder)) {
+            kept.push(path);
+        }
+    }
+    kept
+}
+
+/// `path` with `.` and `..` resolved by name, or `None` if it climbs above where it starts.
+fn within(path: &Path) -> Option<PathBuf> {
+    let mut resolved = PathBuf::new();
+    for component in path.components() {
+        match component {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir if !resolved.pop() => return None,
+            std::path::Component::ParentDir => {}
+            std::path::Component::Normal(name) => resolved.push(name),
+            _ => return None,
+        }
+    }
+    Some(resolved)
 }
 
 /// How an A/B comparison of one shape ended.
@@ -617,6 +653,45 @@ mod tests {
             run(&Fake::new(wrong), &Fake::new(fine), &gate(0.03)),
             AbRun::BaseFailed(why) if why.contains("incorrect in round 1")
         ));
+    }
+
+    #[test]
+    fn a_cuda_kernel_gets_every_header_it_can_include_from_the_base() {
+        let cuda = Config::from_yaml(
+            r#"version: 1
+shapes: {a: {N: 4096}}
+kernels:
+  - name: saxpy
+    shapes: [a]
+    cuda:
+      source: kernels/attn/saxpy.cu
+      options: ["-I../include", "-Ikernels/attn/inc", "--include-path=../../outside", "-I/usr/include"]
+      tensors:
+        x: {dtype: f32, shape: [N]}
+        out: {dtype: f32, shape: [N], output: true}
+      launches:
+        - {entry: saxpy, grid: ["ceil(N / 256)"], block: [256], args: [x, out, {i32: N}]}
+      reference:
+        launches:
+          - {entry: saxpy_ref, grid: ["ceil(N / 256)"], block: [256], args: [x, out, {i32: N}]}
+      tolerance: {atol: 1.0e-6, rtol: 1.0e-6}
+"#,
+            Path::new("bench/gates.yaml"),
+        )
+        .unwrap();
+        // gates.yaml is in the repository's `bench` folder. `#include "../common/x.cuh"` in
+        // kernels/attn/saxpy.cu reaches bench/kernels/common: the whole folder of gates.yaml is
+        // exported. `-I../include` is the repository's `include`, inside the export; a folder
+        // above the repository or an absolute one is the same for both sides and not exported.
+        let paths = needed_paths(&cuda, &["saxpy"], Path::new("bench"));
+        assert_eq!(
+            paths,
+            [PathBuf::from("bench"), PathBuf::from("include")],
+            "{paths:?}"
+        );
+        // At the repository's root, the whole tree.
+        let paths = needed_paths(&config(), &["k"], Path::new(""));
+        assert_eq!(paths, [PathBuf::new()]);
     }
 
     #[test]

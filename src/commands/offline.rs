@@ -90,6 +90,11 @@ pub fn report(path: &Path, overrides: &GateOverrides, reports: &ReportPaths) -> 
             .results
             .iter()
             .map(|result| {
+                // Without a stored baseline there is nothing to re-judge, and an A/B verdict
+                // stands with the message it already has (settling again would repeat its note).
+                if result.ab.is_some() && result.baseline_samples().is_empty() {
+                    return result.clone();
+                }
                 let baseline = if result.baseline_samples().is_empty() {
                     Err(result.message.clone().unwrap_or_default())
                 } else {
@@ -171,6 +176,9 @@ pub fn compare(
         .collect();
     run.gate = gate;
     run.baselines_from = format!("run record {}", baseline.display());
+    // Every verdict is now the comparison of the two records: none is an A/B one.
+    run.ab_base = None;
+    run.gate.confirm = Some(crate::config::Confirm::None);
     run.decide();
     finish(&run, reports)
 }

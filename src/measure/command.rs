@@ -132,6 +132,9 @@ impl CommandHarness {
         command.env("GATEKEEPER_SIDE", self.side.as_str());
         if timing_only {
             command.env(super::TIMING_ONLY_ENV, "1");
+        } else {
+            // Only gatekeeper says so: one left in its own environment must not skip gate 2.
+            command.env_remove(super::TIMING_ONLY_ENV);
         }
         Ok(command)
     }
@@ -474,13 +477,37 @@ pub(super) fn untrack(pid: u32) {
     }
 }
 
+/// Folders the interrupt handler removes (the A/B base's exported tree): it exits without
+/// running destructors.
+static REMOVE_ON_INTERRUPT: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Has the interrupt handler remove `folder`, until [`keep_on_interrupt`] is called for it.
+pub fn remove_on_interrupt(folder: &std::path::Path) {
+    if let Ok(mut folders) = REMOVE_ON_INTERRUPT.lock() {
+        folders.push(folder.to_path_buf());
+    }
+}
+
+/// Undoes [`remove_on_interrupt`]: the folder's owner removes it, or has.
+pub fn keep_on_interrupt(folder: &std::path::Path) {
+    if let Ok(mut folders) = REMOVE_ON_INTERRUPT.lock() {
+        folders.retain(|kept| kept != folder);
+    }
+}
+
 /// On SIGINT or SIGTERM (a cancelled CI job), kill every live harness's process group before
-/// exiting: each lives in a group of its own and would otherwise keep the GPU busy.
+/// exiting: each lives in a group of its own and would otherwise keep the GPU busy. Then remove
+/// the folders named by [`remove_on_interrupt`].
 pub fn install_interrupt_handler() {
     let _ = ctrlc::set_handler(|| {
         let live = LIVE.lock().map(|live| live.clone()).unwrap_or_default();
         for pid in live {
             kill_group(pid);
+        }
+        if let Ok(folders) = REMOVE_ON_INTERRUPT.lock() {
+            for folder in folders.iter() {
+                let _ = std::fs::remove_dir_all(folder);
+            }
         }
         crate::errln!("gatekeeper: interrupted");
         std::process::exit(130);

@@ -5,7 +5,9 @@ mod command;
 mod details;
 mod serve;
 
-pub use command::{install_interrupt_handler, CommandHarness, TimingOnly};
+pub use command::{
+    install_interrupt_handler, keep_on_interrupt, remove_on_interrupt, CommandHarness, TimingOnly,
+};
 pub use details::{Details, Resources, TimingMethod};
 
 use serde::{Deserialize, Serialize};
