@@ -144,7 +144,17 @@ fn cache_key(unit: &Unit, source: &[u8], options: &[String], nvrtc: &str) -> Str
         hash.update(part.as_bytes());
         hash.update([0]);
     }
+    // The same tree in another folder (the exported base of an A/B comparison, a second
+    // checkout) compiles to the same code: the source folder's own path is not part of the key.
+    let own_folder = unit
+        .folder
+        .map(|folder| folder.display().to_string())
+        .filter(|folder| !folder.is_empty());
     for option in options {
+        let option = match &own_folder {
+            Some(folder) => option.replace(folder.as_str(), "<source folder>"),
+            None => option.clone(),
+        };
         hash.update(option.as_bytes());
         hash.update([0]);
     }
@@ -167,7 +177,14 @@ fn cache_key(unit: &Unit, source: &[u8], options: &[String], nvrtc: &str) -> Str
     files.sort();
     files.dedup();
     for file in files {
-        hash.update(file.to_string_lossy().as_bytes());
+        // Named by the folder it was found under and its path there.
+        let (index, relative) = folders
+            .iter()
+            .enumerate()
+            .find_map(|(index, folder)| Some((index, file.strip_prefix(folder).ok()?)))
+            .unwrap_or((usize::MAX, file.as_path()));
+        hash.update(index.to_le_bytes());
+        hash.update(relative.to_string_lossy().as_bytes());
         hash.update(std::fs::read(&file).unwrap_or_default());
     }
     hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
@@ -319,6 +336,36 @@ fn cubin(program: rtc_sys::nvrtcProgram) -> Result<Vec<u8>, NvrtcError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cache_key_follows_the_tree_not_where_it_lies() {
+        let key_of = |root: &Path| {
+            let folder = root.join("kernels");
+            let options = vec![format!("-I{}", folder.display())];
+            let unit = Unit {
+                text: b"#include \"common.cuh\"\n",
+                display_name: "kernels/k.cu",
+                folder: Some(&folder),
+                options: &[],
+                arch: "sm_90a",
+            };
+            cache_key(&unit, unit.text, &options, "12.9")
+        };
+        let tree = |header: &str| {
+            let root = tempfile::tempdir().unwrap();
+            std::fs::create_dir(root.path().join("kernels")).unwrap();
+            std::fs::write(
+                root.path().join("kernels/k.cu"),
+                "#include \"common.cuh\"\n",
+            )
+            .unwrap();
+            std::fs::write(root.path().join("kernels/common.cuh"), header).unwrap();
+            root
+        };
+        let (one, two, edited) = (tree("// a\n"), tree("// a\n"), tree("// b\n"));
+        assert_eq!(key_of(one.path()), key_of(two.path()));
+        assert_ne!(key_of(one.path()), key_of(edited.path()));
+    }
 
     #[test]
     fn a_compile_error_names_the_file_the_compiler_and_the_log() {
