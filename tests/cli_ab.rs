@@ -460,3 +460,58 @@ fn merged_shards_keep_the_ab_verdicts_and_the_base() {
         ["small/unchanged", "mission/regressed", "long/regressed"]
     );
 }
+
+#[test]
+fn rounds_that_never_form_an_interval_leave_the_stored_regression() {
+    let project = forked(&GATES.replace("alpha: 0.05}", "alpha: 0.05, ab: {max_seconds: 0.001}}"));
+    project.behave(json!({"mission": {"slowdown": 1.15}, "long": {"slowdown": 1.15}}));
+    project.commit("slower mission and long");
+    // The budget is spent in the first round: no interval, no evidence against the stored test.
+    project.gatekeeper(&args(&[])).code(1);
+    let run = project.json("out.json");
+    assert_eq!(
+        verdicts(&run),
+        ["small/unchanged", "mission/regressed", "long/regressed"]
+    );
+    let mission = result(&run, "attn", "mission");
+    assert_eq!(mission["ab"]["verdict"], "inconclusive");
+    assert_eq!(mission["ab"]["rounds"], 1);
+    let message = mission["message"].as_str().unwrap();
+    assert!(
+        message.contains("without an interval") && message.contains("the stored verdict stands"),
+        "{message}"
+    );
+    // Re-judged, it stays so.
+    project
+        .gatekeeper(&[
+            "report",
+            "out.json",
+            "--alpha",
+            "0.01",
+            "--json",
+            "again.json",
+        ])
+        .code(1);
+    assert_eq!(
+        verdicts(&project.json("again.json")),
+        ["small/unchanged", "mission/regressed", "long/regressed"]
+    );
+}
+
+#[test]
+fn a_base_that_cannot_be_exported_keeps_every_result() {
+    let project = forked(GATES);
+    // No folder for the base's files: A/B cannot run, yet the measured results are reported.
+    project
+        .gatekeeper_with(
+            &[("TMPDIR", "/nonexistent/gatekeeper-test")],
+            &args(&["--ab"]),
+        )
+        .code(0);
+    let run = project.json("out.json");
+    for r in run["results"].as_array().unwrap() {
+        assert_eq!(r["ab"], Value::Null);
+        let message = r["message"].as_str().unwrap();
+        assert!(message.contains("the base could not be built"), "{message}");
+    }
+}

@@ -403,6 +403,17 @@ pub fn settle(
 /// Writes an A/B run's outcome into the shape's result.
 pub fn apply(result: &mut ShapeResult, run: AbRun) {
     match run {
+        // Rounds that never formed an interval (the time budget spent before the first look, a
+        // round without a usable median) are no evidence against the stored verdict: it
+        // stands, or a harness that stalls in the rounds could wash out a regression.
+        AbRun::Done(ab) if ab.ratio_ci.is_none() && result.verdict != Verdict::NoBaseline => {
+            let why = ab.note.clone().unwrap_or_else(|| "no interval".to_string());
+            result.add_note(format!(
+                "A/B ended after {} round(s) without an interval ({why}); the stored verdict stands",
+                ab.rounds
+            ));
+            result.ab = Some(ab);
+        }
         AbRun::Done(ab) => result.settle_by_ab(ab),
         AbRun::BaseFailed(why) => result.add_note(format!(
             "not measured by A/B: {why}; the stored verdict stands"

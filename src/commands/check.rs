@@ -77,22 +77,34 @@ pub fn run(options: &CheckOptions) -> Result<u8> {
                 config.root.display()
             ))
         })?;
-        let base = ab::Base::build(&repo, resolved.clone(), &config, &kernels)?;
-        ab_base = Some(resolved.describe());
-        let settings = run_settings(&config);
-        ab::settle(
-            &mut results,
-            &jobs,
-            &chosen,
-            &harness,
-            &base,
-            &settings,
-            &config.gate,
-        );
-        base_processes = base
-            .harness()
-            .map(CommandHarness::processes)
-            .unwrap_or_default();
+        match ab::Base::build(&repo, resolved.clone(), &config, &kernels) {
+            Ok(base) => {
+                ab_base = Some(resolved.describe());
+                let settings = run_settings(&config);
+                ab::settle(
+                    &mut results,
+                    &jobs,
+                    &chosen,
+                    &harness,
+                    &base,
+                    &settings,
+                    &config.gate,
+                );
+                base_processes = base
+                    .harness()
+                    .map(CommandHarness::processes)
+                    .unwrap_or_default();
+            }
+            // Everything is measured by now: say why A/B could not run, and keep the results.
+            Err(err) => {
+                for &at in &chosen {
+                    ab::apply(
+                        &mut results[at],
+                        ab::AbRun::BaseFailed(format!("the base could not be built: {err}")),
+                    );
+                }
+            }
+        }
     }
     // Gate 4, after every timing so the profiler's replays disturb none of them.
     super::profile::attach(&config, &jobs, &outcomes, &mut results)?;

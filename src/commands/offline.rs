@@ -105,7 +105,7 @@ pub fn report(path: &Path, overrides: &GateOverrides, reports: &ReportPaths) -> 
                 // An A/B verdict was reached by rounds stopped under the run's own threshold:
                 // it stands (a new threshold needs a new check), beside the re-judged stored test.
                 if let Some(ab) = &result.ab {
-                    judged.settle_by_ab(ab.clone());
+                    super::ab::apply(&mut judged, super::ab::AbRun::Done(ab.clone()));
                 }
                 judged
             })
