@@ -65,6 +65,10 @@ pub struct Provenance {
     /// What the harness reported about the measurement (device clocks, driver, batch size).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub measurement: Option<crate::measure::Details>,
+    /// The hash of the kernel's `inputs:` files and gates.yaml entry when it was measured; a
+    /// check against this baseline reuses it while the hash is the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs_key: Option<String>,
 }
 
 /// Longest device name used as a folder name without a hash.

@@ -218,6 +218,10 @@ pub struct CheckArgs {
     #[arg(long)]
     pub ab: bool,
 
+    /// Measure every kernel, also those whose `inputs:` are unchanged since the baseline.
+    #[arg(long)]
+    pub all: bool,
+
     #[command(flatten)]
     pub select: SelectArgs,
 
@@ -298,6 +302,7 @@ impl CheckArgs {
             against: self.against,
             against_tip: self.against_tip,
             ab: self.ab,
+            all: self.all,
             selection: self.select.into_selection(self.shard),
             reports: self.reports.into_paths(),
         }

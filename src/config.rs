@@ -254,6 +254,11 @@ pub struct KernelSpec {
     #[serde(default = "defaults::timeout_s")]
     #[schemars(extend("exclusiveMinimum" = 0), range(max = 86_400))]
     pub timeout_s: f64,
+    /// Files (globs relative to the folder of gates.yaml) that define a command kernel: its
+    /// harness, sources, lock files. When they and the kernel's entry are as they were for the
+    /// `--against` baseline, the kernel is not measured again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<String>,
     /// The command harness's protocol: 1 (a process per shape, the default) or 2 (one process
     /// serves every shape over stdin and stdout; see the README).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -682,6 +687,23 @@ impl KernelSpec {
                 "protocol".to_string(),
                 format!("must be 1 or 2, got {other}"),
             )),
+        }
+        if !self.inputs.is_empty() && self.cuda.is_some() {
+            problems.push((
+                "inputs".to_string(),
+                "applies to `command` harnesses; a `cuda:` kernel's inputs are its sources"
+                    .to_string(),
+            ));
+        }
+        for (index, pattern) in self.inputs.iter().enumerate() {
+            if let Err(err) = glob::Pattern::new(pattern) {
+                problems.push((format!("inputs[{index}]"), format!("not a glob: {err}")));
+            } else if std::path::Path::new(pattern).is_absolute() || pattern.contains("..") {
+                problems.push((
+                    format!("inputs[{index}]"),
+                    "must stay inside the folder of gates.yaml".to_string(),
+                ));
+            }
         }
         match self.setup.as_ref().map(|argv| argv.first()) {
             Some(None) => problems.push(("setup".to_string(), "must not be empty".to_string())),

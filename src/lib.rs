@@ -18,6 +18,7 @@ pub mod cuda;
 pub mod error;
 pub mod exit;
 pub mod git;
+pub mod inputs;
 pub mod measure;
 pub mod output;
 pub mod plan;

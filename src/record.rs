@@ -141,6 +141,10 @@ pub struct ShapeResult {
     /// Gate 4: static resources, profiled metrics, class and limits checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<crate::profile::ShapeProfile>,
+    /// True when the shape was not measured because its kernel's inputs are those of its
+    /// baseline (`inputs:`); its samples then are the baseline's.
+    #[serde(default)]
+    pub reused: bool,
     /// Seconds the check's own measurement of this shape took, its process included (A/B
     /// rounds are in `ab.wall_s`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -708,9 +712,11 @@ mod tests {
         // Written again, every result has the very fields it was read from.
         for (i, result) in run.results.iter().enumerate() {
             let mut written = serde_json::to_value(result).unwrap();
-            // `ab`, null where no A/B comparison ran, is the one field added since.
-            let ab = written.as_object_mut().unwrap().remove("ab");
-            assert_eq!(ab, Some(serde_json::Value::Null));
+            // `ab` (null where no A/B comparison ran) and `reused` (false: measured) are the
+            // fields added since.
+            let added = written.as_object_mut().unwrap();
+            assert_eq!(added.remove("ab"), Some(serde_json::Value::Null));
+            assert_eq!(added.remove("reused"), Some(serde_json::Value::Bool(false)));
             assert_eq!(written, stored["results"][i], "{}", result.shape);
         }
     }

@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use predicates::prelude::*;
 use serde_json::{json, Value};
 
 const HARNESS_V2: &str = include_str!("fixtures/harness_v2.py");
@@ -251,4 +252,127 @@ kernels:
         assert_eq!(result["correct"], true, "{result}");
         assert_eq!(result["candidate_samples_us"].as_array().unwrap().len(), 5);
     }
+}
+
+fn requests(lines: &[String]) -> usize {
+    lines.iter().filter(|l| l.starts_with("request ")).count()
+}
+
+/// A v2 kernel with `inputs:`, its baselines committed on main, on a `feature` branch.
+fn keyed() -> (Project, tempfile::TempDir) {
+    let gates = gates_v2(20).replace(
+        "    protocol: 2\n",
+        "    protocol: 2\n    inputs: [\"harness_v2.py\", \"behavior.json\"]\n",
+    );
+    let project = Project::new(&gates);
+    project.write("harness_v2.py", HARNESS_V2);
+    project.gatekeeper(&["baseline", "refresh"]).code(0);
+    let baseline: Value =
+        serde_json::from_str(&std::fs::read_to_string(project.baseline_path()).unwrap()).unwrap();
+    assert_eq!(
+        baseline["shapes"]["small"]["provenance"]["inputs_key"]
+            .as_str()
+            .unwrap()
+            .len(),
+        64
+    );
+    project.commit("baseline");
+    project.branch("feature");
+    (project, tempfile::tempdir().unwrap())
+}
+
+#[test]
+fn a_kernel_whose_inputs_did_not_change_is_not_measured() {
+    let (project, logs) = keyed();
+    check(
+        &project,
+        &logs,
+        &["check", "--against", "main", "--json", "out.json"],
+    )
+    .code(0);
+    let run = project.json("out.json");
+    assert_eq!(
+        verdicts(&run),
+        ["small/unchanged", "mission/unchanged", "long/unchanged"]
+    );
+    for result in run["results"].as_array().unwrap() {
+        assert_eq!(result["reused"], true, "{result}");
+        assert!(result["message"].as_str().unwrap().contains("not measured"));
+        assert_eq!(
+            result["candidate_samples_us"],
+            result["baseline_samples_us"]
+        );
+    }
+    // Started to learn its device; asked for nothing.
+    let lines = log(&logs);
+    assert_eq!((starts(&lines), requests(&lines)), (1, 0), "{lines:?}");
+
+    // --all measures it anyway.
+    check(
+        &project,
+        &logs,
+        &["check", "--against", "main", "--all", "--json", "out.json"],
+    )
+    .code(0);
+    let run = project.json("out.json");
+    assert!(run["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["reused"] == false));
+    assert_eq!(requests(&log(&logs)), 3);
+}
+
+#[test]
+fn a_changed_input_file_or_entry_is_measured() {
+    let (project, logs) = keyed();
+    project.behave(json!({"mission": {"slowdown": 1.15}, "long": {"slowdown": 1.15}}));
+    check(
+        &project,
+        &logs,
+        &["check", "--against", "main", "--json", "out.json"],
+    )
+    .code(1);
+    let run = project.json("out.json");
+    assert_eq!(
+        verdicts(&run),
+        ["small/unchanged", "mission/regressed", "long/regressed"]
+    );
+    assert!(run["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["reused"] == false));
+
+    project.behave(json!({}));
+    let gates = std::fs::read_to_string(project.path().join("gates.yaml")).unwrap();
+    project.write(
+        "gates.yaml",
+        &gates.replace("timeout_s: 20", "timeout_s: 21"),
+    );
+    check(
+        &project,
+        &logs,
+        &["check", "--against", "main", "--json", "out.json"],
+    )
+    .code(0);
+    let run = project.json("out.json");
+    assert!(run["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["reused"] == false));
+}
+
+#[test]
+fn inputs_are_checked() {
+    let project = Project::new(&GATES.replace(
+        "    timeout_s: 20",
+        "    inputs: [\"/etc/passwd\", \"../x\", \"[\"]\n    timeout_s: 20",
+    ));
+    project.gatekeeper(&["check"]).code(2).stderr(
+        predicates::str::contains("kernels[0].inputs[0]")
+            .and(predicates::str::contains("kernels[0].inputs[1]"))
+            .and(predicates::str::contains("kernels[0].inputs[2]")),
+    );
 }

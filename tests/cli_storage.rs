@@ -409,12 +409,12 @@ fn a_format_1_run_record_is_reported_as_format_2_with_the_same_fields() {
         (old["format"].clone(), new["format"].clone()),
         (json!(1), json!(2))
     );
-    // `ab` (null: no A/B comparison ran) is the one field added since.
+    // `ab` (null: no A/B comparison ran) and `reused` (false: measured) are the fields added
+    // since.
     for result in new["results"].as_array_mut().unwrap() {
-        assert_eq!(
-            result.as_object_mut().unwrap().remove("ab"),
-            Some(json!(null))
-        );
+        let added = result.as_object_mut().unwrap();
+        assert_eq!(added.remove("ab"), Some(json!(null)));
+        assert_eq!(added.remove("reused"), Some(json!(false)));
     }
     assert_eq!(old["results"], new["results"]);
     assert_eq!(old["kernels"], new["kernels"]);

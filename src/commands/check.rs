@@ -26,6 +26,8 @@ pub struct CheckOptions {
     pub against_tip: bool,
     /// Measure every shape by A/B against the base build (`--ab`).
     pub ab: bool,
+    /// Measure kernels whose inputs are unchanged too (`--all`).
+    pub all: bool,
     pub selection: Selection,
     pub reports: ReportPaths,
 }
@@ -54,6 +56,16 @@ pub fn run(options: &CheckOptions) -> Result<u8> {
     let baselines = BaselineSet::load(&source, kernels)?;
 
     let harness = harness_for(&config, &jobs)?;
+    // Kernels whose inputs are those of their --against baseline are not measured again.
+    let reused = if options.against.is_some() && !options.all {
+        reusable(&config, &jobs, &baselines, &source, &harness)
+    } else {
+        Vec::new()
+    };
+    let jobs: Vec<Job> = jobs
+        .into_iter()
+        .filter(|job| !reused.iter().any(|r| r.job == job.index))
+        .collect();
     let measured = measure_all(&jobs, &harness as &dyn Harness, &run_settings(&config));
     let outcomes = measured.outcomes;
 
@@ -108,6 +120,8 @@ pub fn run(options: &CheckOptions) -> Result<u8> {
     }
     // Gate 4, after every timing so the profiler's replays disturb none of them.
     super::profile::attach(&config, &jobs, &outcomes, &mut results)?;
+    results.extend(reused);
+    results.sort_by_key(|result| result.job);
     let mut run = RunRecord {
         started_at: started_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         duration_s: started.elapsed().as_secs_f64(),
@@ -238,6 +252,70 @@ fn empty_record(config: &Config) -> RunRecord {
         kernels: Vec::new(),
         results: Vec::new(),
     }
+}
+
+/// The results of the kernels that need no measuring: every selected shape has a baseline, on
+/// the device the kernel's harness names before it measures anything (a protocol v2 ready
+/// line), measured with the same `inputs:` key and parameters.
+fn reusable(
+    config: &Config,
+    jobs: &[Job],
+    baselines: &BaselineSet,
+    source: &Source,
+    harness: &CommandHarness,
+) -> Vec<ShapeResult> {
+    let keyed: Vec<&Job> = jobs
+        .iter()
+        .filter(|job| !job.kernel.inputs.is_empty())
+        .collect();
+    if keyed.is_empty() {
+        return Vec::new();
+    }
+    harness.prepare(
+        &keyed.iter().map(|job| (*job).clone()).collect::<Vec<_>>(),
+        &run_settings(config),
+    );
+    let mut reused = Vec::new();
+    let mut kernels: Vec<&crate::config::KernelSpec> = keyed.iter().map(|job| job.kernel).collect();
+    kernels.dedup_by_key(|kernel| &kernel.name);
+    for kernel in kernels {
+        let Some(Ok(key)) = crate::inputs::key(config, kernel) else {
+            continue;
+        };
+        let Some(device) = harness.served_device(&kernel.name) else {
+            continue;
+        };
+        let shapes: Option<Vec<ShapeResult>> = keyed
+            .iter()
+            .filter(|job| job.kernel.name == kernel.name)
+            .map(|job| {
+                let found = baselines.shape(Some(&device), &kernel.name, job.shape).ok()?;
+                let same = found.params == *job.params
+                    && found.provenance.inputs_key.as_deref() == Some(key.as_str());
+                same.then(|| ShapeResult {
+                    kernel: kernel.name.clone(),
+                    shape: job.shape.to_string(),
+                    job: job.index,
+                    device: Some(device.clone()),
+                    reused: true,
+                    message: Some(format!(
+                        "not measured: its inputs (key {}) are those of its baseline in {}; `check --all` measures it",
+                        &key[..12],
+                        source.describe()
+                    )),
+                    baseline_commit: found.provenance.commit.clone(),
+                    // The baseline's samples stand in for the candidate's, for peer speedups.
+                    sides: crate::record::Sides {
+                        baseline: Some(crate::compare::Side::alone(&found.samples_us, &config.gate)),
+                        candidate: Some(crate::compare::Side::alone(&found.samples_us, &config.gate)),
+                    },
+                    ..ShapeResult::default()
+                })
+            })
+            .collect();
+        reused.extend(shapes.unwrap_or_default());
+    }
+    reused
 }
 
 /// Harness processes started per kernel, both trees together.

@@ -179,6 +179,7 @@ impl Stamp<'_> {
                 seed: self.config.timing.seed,
                 kernel: serde_json::to_value(self.kernel).unwrap_or_default(),
                 measurement: measurement.details.clone(),
+                inputs_key: crate::inputs::key(self.config, self.kernel).and_then(Result::ok),
             },
         }
     }

@@ -63,6 +63,11 @@ impl CommandHarness {
         }
     }
 
+    /// The device a serving (protocol v2) harness named in its ready line.
+    pub fn served_device(&self, kernel: &str) -> Option<String> {
+        self.servers.lock().ok()?.get(kernel)?.device.clone()
+    }
+
     /// Processes started so far, by kernel.
     pub fn processes(&self) -> indexmap::IndexMap<String, usize> {
         self.started.lock().map(|s| s.clone()).unwrap_or_default()
@@ -186,7 +191,15 @@ impl Harness for CommandHarness {
     }
 
     fn prepare(&self, jobs: &[Job], settings: &RunSettings) {
-        let mut kernels: Vec<&Job> = jobs.iter().filter(|job| serves(job)).collect();
+        let serving: Vec<String> = self
+            .servers
+            .lock()
+            .map(|servers| servers.keys().cloned().collect())
+            .unwrap_or_default();
+        let mut kernels: Vec<&Job> = jobs
+            .iter()
+            .filter(|job| serves(job) && !serving.contains(&job.kernel.name))
+            .collect();
         kernels.dedup_by_key(|job| &job.kernel.name);
         let starting: Vec<(&Job, Result<Starting, Failure>)> = kernels
             .into_iter()

@@ -35,6 +35,9 @@ pub struct Server {
     stderr: Captured,
     /// Shown in messages: the argv.
     program: String,
+    /// The device the ready line named, if it did: what a check needs to know before
+    /// measuring anything, to reuse a baseline.
+    pub device: Option<String>,
 }
 
 /// A v2 harness started but not yet ready (so several can start at once).
@@ -77,6 +80,7 @@ impl Server {
                 lines,
                 stderr,
                 program,
+                device: None,
             },
             started: Instant::now(),
         })
@@ -173,9 +177,13 @@ impl Starting {
         let line = server.next_line(self.started + timeout, |waited| {
             format!("was not ready after {waited} s (the kernel's timeout_s) and was killed")
         })?;
-        let ready = serde_json::from_str::<serde_json::Value>(line.trim())
-            .ok()
+        let parsed = serde_json::from_str::<serde_json::Value>(line.trim()).ok();
+        let ready = parsed
+            .as_ref()
             .and_then(|value| value.get("ready").and_then(serde_json::Value::as_bool));
+        server.device = parsed
+            .as_ref()
+            .and_then(|value| value.get("device")?.as_str().map(str::to_string));
         if ready != Some(true) {
             let shown: String = line.trim().chars().take(200).collect();
             kill_group(server.child.id());
