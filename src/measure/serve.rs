@@ -33,6 +33,8 @@ pub struct Server {
     /// Complete stdout lines, as they arrive.
     lines: mpsc::Receiver<String>,
     stderr: Captured,
+    /// Hears when stderr closes: after the process died, all of its stderr has arrived.
+    stderr_closed: mpsc::Receiver<()>,
     /// Shown in messages: the argv.
     program: String,
     /// The device the ready line named, if it did: what a check needs to know before
@@ -60,7 +62,7 @@ impl Server {
             stderr_tail: String::new(),
         })?;
         track(child.id());
-        let (stderr, _closed) = drain(child.stderr.take());
+        let (stderr, stderr_closed) = drain(child.stderr.take());
         let (sender, lines) = mpsc::channel();
         if let Some(stdout) = child.stdout.take() {
             std::thread::spawn(move || {
@@ -79,6 +81,7 @@ impl Server {
                 stdin,
                 lines,
                 stderr,
+                stderr_closed,
                 program,
                 device: None,
             },
@@ -104,6 +107,7 @@ impl Server {
             "seed": settings.seed,
             "timing_only": timing_only,
         });
+        // Best effort: stderr still in the pipe from the previous request lands with this one.
         self.stderr.clear();
         let sent = self
             .stdin
@@ -154,7 +158,11 @@ impl Server {
             }
         };
         let message = match status {
-            Some(status) => format!("`{}` failed: {status}", self.program),
+            Some(status) => {
+                // It is gone: wait for the last of its stderr rather than guess.
+                let _ = self.stderr_closed.recv_timeout(EXIT_GRACE);
+                format!("`{}` failed: {status}", self.program)
+            }
             None => format!("`{}` {what}", self.program),
         };
         self.failure(message)
