@@ -65,4 +65,4 @@ def measure(request):
     }
 
 
-serve(measure)
+serve(measure, device)

@@ -135,7 +135,8 @@ def main():
             raise HarnessError(why)
         serve(unavailable)
         return
-    serve(measurer(args.backend, modules))
+    torch = modules[0]
+    serve(measurer(args.backend, modules), device=torch.cuda.get_device_name())
 
 
 if __name__ == "__main__":

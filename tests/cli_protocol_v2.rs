@@ -377,3 +377,39 @@ fn inputs_are_checked() {
             .and(predicates::str::contains("kernels[0].inputs[2]")),
     );
 }
+
+#[test]
+fn the_shipped_v2_example_is_reused_when_unchanged() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let gates = r#"version: 1
+timing: {warmup: 1, samples: 5}
+shapes:
+  a: {N: 1000}
+kernels:
+  - name: served
+    command: ["python3", "kernels/example_sum.py"]
+    protocol: 2
+    inputs: [kernels/example_sum.py, kernels/gatekeeper_harness.py]
+    shapes: [a]
+"#;
+    let project = Project::new(gates);
+    for file in ["example_sum.py", "gatekeeper_harness.py"] {
+        let text = std::fs::read_to_string(repo.join("kernels").join(file)).unwrap();
+        project.write(&format!("kernels/{file}"), &text);
+    }
+    project.gatekeeper(&["baseline", "refresh"]).code(0);
+    project.commit("baseline");
+    project.branch("feature");
+    project
+        .gatekeeper(&["check", "--against", "main", "--json", "out.json"])
+        .code(0);
+    assert_eq!(project.json("out.json")["results"][0]["reused"], true);
+    // An edit to the harness is measured.
+    let path = "kernels/example_sum.py";
+    let text = std::fs::read_to_string(project.path().join(path)).unwrap();
+    project.write(path, &format!("{text}\n# edited\n"));
+    project
+        .gatekeeper(&["check", "--against", "main", "--json", "out.json"])
+        .code(0);
+    assert_eq!(project.json("out.json")["results"][0]["reused"], false);
+}
