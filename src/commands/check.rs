@@ -74,50 +74,8 @@ pub fn run(options: &CheckOptions) -> Result<u8> {
         result.wall_s = Some(*seconds);
     }
     // Doubtful (or, with --ab, all) shapes measured again beside the base build.
-    let chosen = ab::chosen(&results, scope, &config.gate);
-    let mut ab_base = None;
-    let mut base_processes = indexmap::IndexMap::new();
-    if let (Source::Git { resolved, .. }, false) = (&source, chosen.is_empty()) {
-        let mut kernels: Vec<&str> = chosen
-            .iter()
-            .map(|&at| jobs[at].kernel.name.as_str())
-            .collect();
-        kernels.dedup();
-        let repo = Repo::discover(&config.root)?.ok_or_else(|| {
-            Error::Git(format!(
-                "{} is no longer in a git repository",
-                config.root.display()
-            ))
-        })?;
-        match ab::Base::build(&repo, resolved.clone(), &config, &kernels) {
-            Ok(base) => {
-                ab_base = Some(resolved.describe());
-                let settings = run_settings(&config);
-                ab::settle(
-                    &mut results,
-                    &jobs,
-                    &chosen,
-                    &harness,
-                    &base,
-                    &settings,
-                    &config.gate,
-                );
-                base_processes = base
-                    .harness()
-                    .map(CommandHarness::processes)
-                    .unwrap_or_default();
-            }
-            // Everything is measured by now: say why A/B could not run, and keep the results.
-            Err(err) => {
-                for &at in &chosen {
-                    ab::apply(
-                        &mut results[at],
-                        ab::AbRun::BaseFailed(format!("the base could not be built: {err}")),
-                    );
-                }
-            }
-        }
-    }
+    let (ab_base, base_processes) =
+        measure_beside_base(&config, &source, scope, &jobs, &harness, &mut results)?;
     // Gate 4, after every timing so the profiler's replays disturb none of them.
     super::profile::attach(&config, &jobs, &outcomes, &mut results)?;
     results.extend(reused);
@@ -251,6 +209,64 @@ fn empty_record(config: &Config) -> RunRecord {
         verdict: PassFail::Pass,
         kernels: Vec::new(),
         results: Vec::new(),
+    }
+}
+
+/// Measures the shapes `scope` chooses beside the base build, and settles each by it. Returns
+/// the base as reports name it (none when no shape needed it) and the base harness's process
+/// counts. A base that cannot be exported leaves every result as measured, with the reason.
+fn measure_beside_base(
+    config: &Config,
+    source: &Source,
+    scope: AbScope,
+    jobs: &[Job],
+    harness: &CommandHarness,
+    results: &mut [ShapeResult],
+) -> Result<(Option<String>, indexmap::IndexMap<String, usize>)> {
+    let chosen = ab::chosen(results, scope, &config.gate);
+    let Source::Git { resolved, .. } = source else {
+        return Ok((None, indexmap::IndexMap::new()));
+    };
+    if chosen.is_empty() {
+        return Ok((None, indexmap::IndexMap::new()));
+    }
+    let mut kernels: Vec<&str> = chosen
+        .iter()
+        .map(|&at| jobs[at].kernel.name.as_str())
+        .collect();
+    kernels.dedup();
+    let repo = Repo::discover(&config.root)?.ok_or_else(|| {
+        Error::Git(format!(
+            "{} is no longer in a git repository",
+            config.root.display()
+        ))
+    })?;
+    match ab::Base::build(&repo, resolved.clone(), config, &kernels) {
+        Ok(base) => {
+            let settings = run_settings(config);
+            ab::settle(
+                results,
+                jobs,
+                &chosen,
+                harness,
+                &base,
+                &settings,
+                &config.gate,
+            );
+            let processes = base
+                .harness()
+                .map(CommandHarness::processes)
+                .unwrap_or_default();
+            Ok((Some(resolved.describe()), processes))
+        }
+        // Everything is measured by now: say why A/B could not run, and keep the results.
+        Err(err) => {
+            for &at in &chosen {
+                let why = format!("the base could not be built: {err}");
+                ab::apply(&mut results[at], ab::AbRun::BaseFailed(why));
+            }
+            Ok((None, indexmap::IndexMap::new()))
+        }
     }
 }
 
@@ -416,8 +432,13 @@ fn plan_id(config: &Config, options: &CheckOptions) -> String {
     hash.update(std::fs::read(&config.path).unwrap_or_default());
     let selection = &options.selection;
     hash.update(format!(
-        "{:?}|{:?}|{:?}|{}|{}",
-        selection.kernels, selection.shapes, options.against, options.against_tip, options.ab
+        "{:?}|{:?}|{:?}|{}|{}|{}",
+        selection.kernels,
+        selection.shapes,
+        options.against,
+        options.against_tip,
+        options.ab,
+        options.all
     ));
     hash.finalize()
         .iter()
