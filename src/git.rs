@@ -389,6 +389,18 @@ mod tests {
         assert_eq!(short_commit(""), "");
     }
 
+    /// Commits every file of `git`'s working tree.
+    fn commit_all(git: &git2::Repository) -> git2::Oid {
+        let mut index = git.index().unwrap();
+        index
+            .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+            .unwrap();
+        let tree = git.find_tree(index.write_tree().unwrap()).unwrap();
+        let me = git2::Signature::now("t", "t@example.com").unwrap();
+        git.commit(Some("HEAD"), &me, &me, "one", &tree, &[])
+            .unwrap()
+    }
+
     #[test]
     fn exporting_a_folder_again_rewrites_its_links() {
         let dir = tempfile::tempdir().unwrap();
@@ -396,15 +408,7 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("kernels")).unwrap();
         std::fs::write(dir.path().join("kernels/a.cu"), "// a\n").unwrap();
         std::os::unix::fs::symlink("a.cu", dir.path().join("kernels/link.cu")).unwrap();
-        let mut index = git.index().unwrap();
-        index
-            .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
-            .unwrap();
-        let tree = git.find_tree(index.write_tree().unwrap()).unwrap();
-        let me = git2::Signature::now("t", "t@example.com").unwrap();
-        let commit = git
-            .commit(Some("HEAD"), &me, &me, "one", &tree, &[])
-            .unwrap();
+        let commit = commit_all(&git);
         let repo = Repo::discover(dir.path()).unwrap().unwrap();
         let out = tempfile::tempdir().unwrap();
         // A folder, then the tree around it: the link is written twice.
@@ -437,15 +441,7 @@ mod tests {
         )
         .unwrap();
         std::os::unix::fs::symlink("a.cu", dir.path().join("kernels/link.cu")).unwrap();
-        let mut index = git.index().unwrap();
-        index
-            .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
-            .unwrap();
-        let tree = git.find_tree(index.write_tree().unwrap()).unwrap();
-        let me = git2::Signature::now("t", "t@example.com").unwrap();
-        let commit = git
-            .commit(Some("HEAD"), &me, &me, "one", &tree, &[])
-            .unwrap();
+        let commit = commit_all(&git);
         // Later edits in the working tree are not what the commit holds.
         write("kernels/a.cu", "// edited\n");
 

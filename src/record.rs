@@ -321,7 +321,8 @@ impl ShapeResult {
     }
 }
 
-fn non_empty(text: &str) -> Option<String> {
+/// `text`, or `None` when it is blank: how a result keeps a harness's stderr.
+pub(crate) fn non_empty(text: &str) -> Option<String> {
     (!text.trim().is_empty()).then(|| text.to_string())
 }
 

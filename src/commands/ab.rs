@@ -421,8 +421,7 @@ pub fn apply(result: &mut ShapeResult, run: AbRun) {
         AbRun::CandidateFailed { round, failure } => {
             result.verdict = Verdict::Error;
             result.message = Some(format!("A/B round {round}: {}", failure.message));
-            result.stderr_tail =
-                (!failure.stderr_tail.trim().is_empty()).then_some(failure.stderr_tail);
+            result.stderr_tail = crate::record::non_empty(&failure.stderr_tail);
         }
         AbRun::CandidateIncorrect { round, measurement } => {
             result.verdict = Verdict::Incorrect;
@@ -434,8 +433,7 @@ pub fn apply(result: &mut ShapeResult, run: AbRun) {
                 .message
                 .unwrap_or_else(|| "the harness reported incorrect output".to_string());
             result.message = Some(format!("A/B round {round}: {why}"));
-            let tail = measurement.stderr_tail;
-            result.stderr_tail = (!tail.trim().is_empty()).then_some(tail);
+            result.stderr_tail = crate::record::non_empty(&measurement.stderr_tail);
         }
     }
 }

@@ -72,6 +72,8 @@ pub fn run(options: &RefreshOptions) -> Result<u8> {
             date: &date,
             config: &config,
             kernel,
+            // Once per kernel: the key reads every file the kernel's `inputs:` match.
+            inputs_key: crate::inputs::key(&config, kernel).and_then(Result::ok),
         };
         updates.extend(kernel_updates(&measured, &stamp));
     }
@@ -162,6 +164,7 @@ struct Stamp<'a> {
     date: &'a str,
     config: &'a Config,
     kernel: &'a KernelSpec,
+    inputs_key: Option<String>,
 }
 
 impl Stamp<'_> {
@@ -179,7 +182,7 @@ impl Stamp<'_> {
                 seed: self.config.timing.seed,
                 kernel: serde_json::to_value(self.kernel).unwrap_or_default(),
                 measurement: measurement.details.clone(),
-                inputs_key: crate::inputs::key(self.config, self.kernel).and_then(Result::ok),
+                inputs_key: self.inputs_key.clone(),
             },
         }
     }

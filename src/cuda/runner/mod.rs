@@ -172,6 +172,19 @@ impl Bench<'_> {
         self.gpu.synchronize().map_err(RunnerError::KernelFailed)
     }
 
+    /// Gate 3: the kernel timed on whatever inputs the buffers hold.
+    fn time(&self, spec: &CudaSpec, job: &Job, kernels: &Kernels) -> Result<timing::Timing> {
+        timing::time(
+            self.gpu,
+            self.streams,
+            self.candidate,
+            &kernels.spin,
+            spec.l2,
+            job,
+            &self.outputs(),
+        )
+    }
+
     /// The kernel's outputs, which the timing loop spoils before every sample.
     fn outputs(&self) -> Vec<&Buffer> {
         self.resolved
@@ -209,16 +222,7 @@ fn check_and_time(
     }
 
     // Gate 3: timing.
-    let outputs = bench.outputs();
-    let timing = timing::time(
-        bench.gpu,
-        bench.streams,
-        bench.candidate,
-        &kernels.spin,
-        spec.l2,
-        job,
-        &outputs,
-    )?;
+    let timing = bench.time(spec, job, kernels)?;
 
     // Correctness again, on fresh inputs: a kernel that is only right on its first calls, or
     // that remembers its last answer, must not pass.
@@ -253,16 +257,7 @@ fn time_only(
     clock_before: Option<u64>,
 ) -> Result<Value> {
     bench.buffers.fill_inputs(bench.resolved, job.seed)?;
-    let outputs = bench.outputs();
-    let timing = timing::time(
-        bench.gpu,
-        bench.streams,
-        bench.candidate,
-        &kernels.spin,
-        spec.l2,
-        job,
-        &outputs,
-    )?;
+    let timing = bench.time(spec, job, kernels)?;
     describe_timing(&mut details, &timing, spec, bench, clock_before);
     Ok(json!({
         "samples_us": timing.samples_us,
