@@ -9,13 +9,17 @@ CAUSAL 0/1) with CUDA events, and checks its output against attention computed
 in f32 from the same inputs (atol = rtol = 1e-2, as for the FP8 kernel). It is the peer that
 sdpa_fp8_stage_c is compared with.
 
-Before every sample a buffer twice the size of L2 is overwritten (the inputs start cold, as in
-gatekeeper's own CUDA runner) and a ~100 µs sleep kernel is queued, so the GPU is still busy
-when Python has finished dispatching the attention: the event pair times the attention, not
-PyTorch's host-side overhead.
+The attention is captured once per shape in a CUDA graph and the samples time replays: one
+launch from the host whatever the backend, so per-process Python dispatch speed cannot leak
+into the samples (details.timing says "graph", or "eager" for a backend that cannot be
+captured). Before every sample a buffer twice the size of L2 is overwritten (the inputs start
+cold, as in gatekeeper's own CUDA runner) and a ~100 µs sleep kernel is queued ahead of the
+start event, so the GPU is still busy when the replay is launched.
 """
 import argparse
 import math
+import sys
+import time
 
 from gatekeeper_harness import HarnessError, serve
 
@@ -74,11 +78,16 @@ def measurer(backend, modules):
             "details": {"backend": backend, "torch": torch.__version__},
         }
         if not request.get("timing_only"):
+            begun = time.perf_counter()
             report.update(check(torch, q, k, v, out, causal))
+            report["details"]["correctness_s"] = time.perf_counter() - begun
         del out
 
+        begun = time.perf_counter()
+        replay, method = capture(torch, run)
+        report["details"]["timing"] = method
         for _ in range(request["warmup"]):
-            run()
+            replay()
         times = []
         for _ in range(request["samples"]):
             start = torch.cuda.Event(enable_timing=True)
@@ -86,14 +95,38 @@ def measurer(backend, modules):
             flush.zero_()
             torch.cuda._sleep(200_000)  # cycles: ~100 µs at 2 GHz
             start.record()
-            run()
+            replay()
             end.record()
             torch.cuda.synchronize()
             times.append(start.elapsed_time(end) * 1000.0)
         report["samples_us"] = times
+        report["details"]["timing_s"] = time.perf_counter() - begun
         return report
 
     return measure
+
+
+def capture(torch, run):
+    """The attention as one CUDA graph, and a function that replays it: a replay is one launch
+    from the host, so the event pair times the GPU's work even when Python is slow to
+    dispatch the backend's kernels (the math backend is a dozen). Eager calls when the backend
+    cannot be captured, with the method saying so."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    try:
+        with torch.cuda.stream(side):
+            for _ in range(3):  # lets the backend pick and allocate before capture
+                run()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            run()
+        torch.cuda.synchronize()
+    except RuntimeError as err:
+        torch.cuda.synchronize()
+        print(f"CUDA graph capture failed, timing eager calls: {err}", file=sys.stderr)
+        return run, "eager"
+    return graph.replay, "graph"
 
 
 def check(torch, q, k, v, out, causal):

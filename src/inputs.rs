@@ -16,6 +16,25 @@ pub fn key(config: &Config, kernel: &KernelSpec) -> Option<Result<String, String
     Some(hash(config, kernel))
 }
 
+/// The key stored with a kernel's baselines: the key of its `inputs:` files (from [`key`]),
+/// combined with the one its protocol v2 harness named in its ready line (the CUDA runner
+/// names its compiled code). `None` when there is neither, or the files cannot be read.
+pub fn combine(files: Option<Result<String, String>>, announced: Option<String>) -> Option<String> {
+    let files = match files {
+        Some(Err(_)) => return None,
+        Some(Ok(key)) => Some(key),
+        None => None,
+    };
+    match (files, announced) {
+        (None, None) => None,
+        (Some(key), None) | (None, Some(key)) => Some(key),
+        (Some(files), Some(announced)) => {
+            let both = Sha256::digest(format!("{files}\0{announced}").as_bytes());
+            Some(both.iter().map(|b| format!("{b:02x}")).collect())
+        }
+    }
+}
+
 fn hash(config: &Config, kernel: &KernelSpec) -> Result<String, String> {
     let mut hash = Sha256::new();
     let entry = serde_json::to_string(kernel).map_err(|err| err.to_string())?;
@@ -46,4 +65,22 @@ fn hash(config: &Config, kernel: &KernelSpec) -> Result<String, String> {
         hash.update(&bytes);
     }
     Ok(hash.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::combine;
+
+    #[test]
+    fn keys_combine_from_files_and_the_harness() {
+        let files = || Some(Ok("f".repeat(64)));
+        assert_eq!(combine(None, None), None);
+        assert_eq!(combine(files(), None), Some("f".repeat(64)));
+        assert_eq!(combine(None, Some("k".into())), Some("k".into()));
+        let both = combine(files(), Some("k".into())).unwrap();
+        assert_eq!(both.len(), 64);
+        assert_ne!(both, combine(files(), Some("j".into())).unwrap());
+        // Files that cannot be read leave no key, whatever the harness says.
+        assert_eq!(combine(Some(Err("gone".into())), Some("k".into())), None);
+    }
 }

@@ -280,7 +280,11 @@ fn sides_alternate_and_the_base_runs_in_its_own_exported_tree() {
     let timing_only: Vec<&str> = runs.iter().map(|(_, t, _)| *t).collect();
     assert_eq!(timing_only, ["0", "1", "1", "1", "1", "1", "1"]);
     // Seven v1 processes, both trees counted.
-    assert_eq!(project.json("out.json")["processes"]["attn"], 7);
+    let time = &project.json("out.json")["time"]["attn"];
+    assert_eq!(time["processes"], 7);
+    // The rounds took time, and the check counted it.
+    assert!(time["ab_s"].as_f64().unwrap() > 0.0, "{time}");
+    assert!(time["measuring_s"].as_f64().unwrap() > 0.0, "{time}");
     let project_dir = project.path().canonicalize().unwrap();
     for (side, _, cwd) in runs {
         let cwd = std::path::Path::new(cwd);

@@ -63,7 +63,7 @@ fn one_process_serves_every_shape() {
     check(&project, &logs, &["baseline", "refresh"]).code(0);
     let lines = log(&logs);
     assert_eq!(starts(&lines), 1, "{lines:?}");
-    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert_eq!(requests(&lines), 3, "{lines:?}");
     project.commit("baseline");
     check(&project, &logs, &["check", "--json", "out.json"]).code(0);
     let run = project.json("out.json");
@@ -73,7 +73,10 @@ fn one_process_serves_every_shape() {
     );
     assert_eq!(starts(&log(&logs)), 2);
     // The run record counts the processes, and times each shape.
-    assert_eq!(run["processes"]["attn"], 1);
+    let time = &run["time"]["attn"];
+    assert_eq!(time["processes"], 1);
+    assert!(time["startup_s"].as_f64().unwrap() > 0.0, "{time}");
+    assert!(time["measuring_s"].as_f64().unwrap() > 0.0, "{time}");
     for result in run["results"].as_array().unwrap() {
         assert!(result["wall_s"].as_f64().unwrap() > 0.0, "{result}");
     }
@@ -177,8 +180,9 @@ fn ab_rounds_reuse_one_process_per_side_and_ask_for_timing_only() {
     )
     .code(0);
     let lines = log(&logs);
-    // The candidate's process served the check's own run and its rounds; the base got one.
-    assert_eq!(starts(&lines), 2, "{lines:?}");
+    // One process for the check's own run, stopped when its kernel was done; one per side for
+    // all the rounds.
+    assert_eq!(starts(&lines), 3, "{lines:?}");
     let timing_only: Vec<&str> = lines
         .iter()
         .filter(|l| l.starts_with("request "))
@@ -412,4 +416,87 @@ kernels:
         .gatekeeper(&["check", "--against", "main", "--json", "out.json"])
         .code(0);
     assert_eq!(project.json("out.json")["results"][0]["reused"], false);
+}
+
+/// A v2 kernel with no `inputs:` whose harness names a key when ready, baselines committed on
+/// main, on a `feature` branch.
+fn announced_key() -> (Project, tempfile::TempDir) {
+    let (project, logs) = project(20);
+    project.write(
+        "behavior.json",
+        // Short, and not ASCII: a harness names its key as it likes.
+        &json!({"device": "Test GPU", "key": "ключ", "compile_s": 0.25, "shapes": {}}).to_string(),
+    );
+    project.gatekeeper(&["baseline", "refresh"]).code(0);
+    let baseline: Value =
+        serde_json::from_str(&std::fs::read_to_string(project.baseline_path()).unwrap()).unwrap();
+    assert_eq!(
+        baseline["shapes"]["long"]["provenance"]["inputs_key"],
+        "ключ"
+    );
+    project.commit("baseline");
+    project.branch("feature");
+    (project, logs)
+}
+
+#[test]
+fn a_key_named_in_the_ready_line_lets_an_unchanged_kernel_be_reused() {
+    let (project, logs) = announced_key();
+    check(
+        &project,
+        &logs,
+        &["check", "--against", "main", "--json", "out.json"],
+    )
+    .code(0);
+    let run = project.json("out.json");
+    assert!(run["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["reused"] == true));
+    let lines = log(&logs);
+    assert_eq!((starts(&lines), requests(&lines)), (1, 0), "{lines:?}");
+    // The idle server was stopped as soon as its kernel was reused.
+    assert!(lines.iter().any(|l| l.starts_with("exit ")), "{lines:?}");
+    // Start-up and the compile the ready line reported are counted.
+    let time = &run["time"]["attn"];
+    let compile_s = time["compile_s"].as_f64().unwrap();
+    assert!(compile_s > 0.0 && compile_s <= 0.25, "{time}");
+    // Part of the start-up, whatever the harness claims.
+    assert!(time["startup_s"].as_f64().unwrap() >= compile_s, "{time}");
+
+    // The harness names another key (its code changed): measured.
+    project.write(
+        "behavior.json",
+        &json!({"device": "Test GPU", "key": "k2", "shapes": {}}).to_string(),
+    );
+    check(
+        &project,
+        &logs,
+        &["check", "--against", "main", "--json", "out.json"],
+    )
+    .code(0);
+    let run = project.json("out.json");
+    assert!(run["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["reused"] == false));
+}
+
+#[test]
+fn each_kernels_server_stops_when_its_last_shape_is_measured() {
+    let (project, logs) = project(20);
+    let gates = std::fs::read_to_string(project.path().join("gates.yaml")).unwrap();
+    let second = "  - name: attn2\n    command: [\"python3\", \"harness_v2.py\"]\n    shapes: [small]\n    protocol: 2\n    timeout_s: 20\n";
+    project.write("gates.yaml", &format!("{gates}{second}"));
+    check(&project, &logs, &["check", "--json", "out.json"]).code(0);
+    let lines = log(&logs);
+    let events: Vec<&str> = lines.iter().map(|l| l.split(' ').next().unwrap()).collect();
+    // Both start before anything is measured; the first exits before the second is asked.
+    assert_eq!(
+        events,
+        ["start", "start", "request", "request", "request", "exit", "request", "exit"],
+        "{lines:?}"
+    );
 }

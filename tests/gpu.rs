@@ -62,7 +62,7 @@ fn message(run: &Value, kernel: &str, shape: &str) -> String {
 #[ignore = "needs an NVIDIA GPU: scripts/gpu-tests.sh runs it on one"]
 fn every_broken_kernel_is_caught_with_the_right_verdict() {
     let dir = fixtures();
-    let kernels = "saxpy,saxpy_hidden_stream,widen_dtypes,spin_50us,nan_output,unwritten_one,oob_write,endless_loop,first_call_only,inputs_overwritten,one_shape_only,illegal_address,compile_error,too_big";
+    let kernels = "saxpy,saxpy_hidden_stream,widen_dtypes,spin_50us,nan_output,unwritten_one,oob_write,endless_loop,first_call_only,inputs_overwritten,one_shape_only,illegal_address,faults_when_small,compile_error,too_big";
     let (code, _, _) = gatekeeper(
         dir.path(),
         &["check", "--kernels", kernels, "--json", "out.json"],
@@ -81,6 +81,7 @@ fn every_broken_kernel_is_caught_with_the_right_verdict() {
         ("spin_50us", "spin50"),
         ("saxpy_hidden_stream", "large"),
         ("one_shape_only", "small"),
+        ("faults_when_small", "large"),
     ] {
         assert_eq!(
             verdict(kernel, shape),
@@ -163,6 +164,88 @@ fn every_broken_kernel_is_caught_with_the_right_verdict() {
         message(&run, "compile_error", "small").contains("compile_error.cu(3)"),
         "the compiler log names file and line"
     );
+
+    // One runner process serves every shape of a kernel; a fault costs its shape, and a fresh
+    // process measures the next.
+    assert_eq!(run["time"]["saxpy"]["processes"], 1, "{}", run["time"]);
+    assert_eq!(verdict("faults_when_small", "small"), "error");
+    assert!(message(&run, "faults_when_small", "small").contains("ILLEGAL_ADDRESS"));
+    assert_eq!(run["time"]["faults_when_small"]["processes"], 2);
+    let saxpy = &run["time"]["saxpy"];
+    for part in ["startup_s", "compile_s", "correctness_s", "timing_s"] {
+        assert!(saxpy[part].as_f64().unwrap() > 0.0, "{part}: {saxpy}");
+    }
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU: scripts/gpu-tests.sh runs it on one"]
+fn an_unchanged_cuda_kernel_is_reused_and_a_changed_one_measured() {
+    let dir = fixtures();
+    git(dir.path(), &["init", "-q", "-b", "main"]);
+    let (code, _, err) = gatekeeper(dir.path(), &["baseline", "refresh", "--kernels", "saxpy"]);
+    assert_eq!(code, 0, "{err}");
+    git(dir.path(), &["add", "-A"]);
+    git(dir.path(), &["commit", "-qm", "baseline"]);
+    git(dir.path(), &["checkout", "-qb", "feature"]);
+    let (code, _, err) = gatekeeper(
+        dir.path(),
+        &[
+            "check",
+            "--kernels",
+            "saxpy",
+            "--against",
+            "main",
+            "--json",
+            "out.json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let run = read_run(dir.path(), "out.json");
+    for shape in ["small", "large"] {
+        let found = result(&run, "saxpy", shape);
+        assert_eq!(found["reused"], true, "{found}");
+        assert_eq!(found["verdict"], "unchanged");
+    }
+    // A change to the source that changes the machine code: measured.
+    let source = dir.path().join("kernels/good.cu");
+    let text = std::fs::read_to_string(&source).unwrap();
+    std::fs::write(
+        &source,
+        text.replace("a * x[i] + y[i]", "y[i] + a * x[i] + 0.0f * x[i]"),
+    )
+    .unwrap();
+    let (_, _, err) = gatekeeper(
+        dir.path(),
+        &[
+            "check",
+            "--kernels",
+            "saxpy",
+            "--against",
+            "main",
+            "--json",
+            "out.json",
+        ],
+    );
+    let run = read_run(dir.path(), "out.json");
+    for shape in ["small", "large"] {
+        assert_eq!(result(&run, "saxpy", shape)["reused"], false, "{err}");
+    }
+    // A comment changes no machine code: reused again.
+    std::fs::write(&source, format!("{text}\n// a comment\n")).unwrap();
+    let (_, _, err) = gatekeeper(
+        dir.path(),
+        &[
+            "check",
+            "--kernels",
+            "saxpy",
+            "--against",
+            "main",
+            "--json",
+            "out.json",
+        ],
+    );
+    let run = read_run(dir.path(), "out.json");
+    assert_eq!(result(&run, "saxpy", "small")["reused"], true, "{err}");
 }
 
 #[test]

@@ -14,8 +14,9 @@ use crate::git::Repo;
 use crate::measure::{CommandHarness, Details, Harness, Outcome};
 use crate::outln;
 use crate::plan::{self, Job, Selection};
-use crate::record::{self, BaselineLookup, PassFail, RunRecord, ShapeResult};
+use crate::record::{self, BaselineLookup, KernelTime, PassFail, RunRecord, ShapeResult};
 use crate::report::{Exporter, Json};
+use indexmap::IndexMap;
 
 #[derive(Debug, Clone, Default)]
 pub struct CheckOptions {
@@ -74,10 +75,18 @@ pub fn run(options: &CheckOptions) -> Result<u8> {
         result.wall_s = Some(*seconds);
     }
     // Doubtful (or, with --ab, all) shapes measured again beside the base build.
-    let (ab_base, base_processes) =
+    let (ab_base, base_spent) =
         measure_beside_base(&config, &source, scope, &jobs, &harness, &mut results)?;
     // Gate 4, after every timing so the profiler's replays disturb none of them.
-    super::profile::attach(&config, &jobs, &outcomes, &mut results)?;
+    let profiling = super::profile::attach(&config, &jobs, &outcomes, &mut results)?;
+    let time = time_spent(
+        harness.spent(),
+        base_spent,
+        &jobs,
+        &outcomes,
+        &results,
+        &profiling,
+    );
     results.extend(reused);
     results.sort_by_key(|result| result.job);
     let mut run = RunRecord {
@@ -87,7 +96,7 @@ pub fn run(options: &CheckOptions) -> Result<u8> {
         dirty: head.as_ref().map(|h| h.dirty),
         baselines_from: source.describe(),
         ab_base,
-        processes: add_counts(harness.processes(), base_processes),
+        time,
         shard: options.selection.shard.map(|shard| shard.to_string()),
         plan_id: plan_id(&config, options),
         plan_jobs: whole_plan,
@@ -194,7 +203,7 @@ fn empty_record(config: &Config) -> RunRecord {
         dirty: None,
         baselines_from: String::new(),
         ab_base: None,
-        processes: indexmap::IndexMap::new(),
+        time: indexmap::IndexMap::new(),
         shard: None,
         plan_id: String::new(),
         plan_jobs: 0,
@@ -222,7 +231,7 @@ fn measure_beside_base(
     jobs: &[Job],
     harness: &CommandHarness,
     results: &mut [ShapeResult],
-) -> Result<(Option<String>, indexmap::IndexMap<String, usize>)> {
+) -> Result<(Option<String>, IndexMap<String, KernelTime>)> {
     let chosen = ab::chosen(results, scope, &config.gate);
     let Source::Git { resolved, .. } = source else {
         return Ok((None, indexmap::IndexMap::new()));
@@ -253,11 +262,11 @@ fn measure_beside_base(
                 &settings,
                 &config.gate,
             );
-            let processes = base
+            let spent = base
                 .harness()
-                .map(CommandHarness::processes)
+                .map(CommandHarness::spent)
                 .unwrap_or_default();
-            Ok((Some(resolved.describe()), processes))
+            Ok((Some(resolved.describe()), spent))
         }
         // Everything is measured by now: say why A/B could not run, and keep the results.
         Err(err) => {
@@ -280,22 +289,33 @@ fn reusable(
     source: &Source,
     harness: &CommandHarness,
 ) -> Vec<ShapeResult> {
+    // Kernels that can have a key: files named in `inputs:`, or a v2 harness that may name
+    // one when ready (the CUDA runner always does).
     let keyed: Vec<&Job> = jobs
         .iter()
-        .filter(|job| !job.kernel.inputs.is_empty())
+        .filter(|job| {
+            !job.kernel.inputs.is_empty()
+                || job.kernel.cuda.is_some()
+                || job.kernel.protocol == Some(2)
+        })
         .collect();
     if keyed.is_empty() {
         return Vec::new();
     }
+    let mut kernels: Vec<&crate::config::KernelSpec> = keyed.iter().map(|job| job.kernel).collect();
+    kernels.dedup_by_key(|kernel| &kernel.name);
+    // The files first: one edited while the harnesses start must not look unchanged.
+    let file_keys: Vec<_> = kernels
+        .iter()
+        .map(|kernel| crate::inputs::key(config, kernel))
+        .collect();
     harness.prepare(
         &keyed.iter().map(|job| (*job).clone()).collect::<Vec<_>>(),
         &run_settings(config),
     );
     let mut reused = Vec::new();
-    let mut kernels: Vec<&crate::config::KernelSpec> = keyed.iter().map(|job| job.kernel).collect();
-    kernels.dedup_by_key(|kernel| &kernel.name);
-    for kernel in kernels {
-        let Some(Ok(key)) = crate::inputs::key(config, kernel) else {
+    for (kernel, files) in kernels.into_iter().zip(file_keys) {
+        let Some(key) = crate::inputs::combine(files, harness.served_key(&kernel.name)) else {
             continue;
         };
         let Some(device) = harness.served_device(&kernel.name) else {
@@ -316,7 +336,8 @@ fn reusable(
                     reused: true,
                     message: Some(format!(
                         "not measured: its inputs (key {}) are those of its baseline in {}; `check --all` measures it",
-                        &key[..12],
+                        // A harness names its own key: any length, any characters.
+                        key.chars().take(12).collect::<String>(),
                         source.describe()
                     )),
                     baseline_commit: found.provenance.commit.clone(),
@@ -329,20 +350,42 @@ fn reusable(
                 })
             })
             .collect();
-        reused.extend(shapes.unwrap_or_default());
+        if let Some(shapes) = shapes {
+            // Nothing of it runs: its harness need not hold the GPU.
+            harness.retire(&kernel.name);
+            reused.extend(shapes);
+        }
     }
     reused
 }
 
-/// Harness processes started per kernel, both trees together.
-fn add_counts(
-    mut counts: indexmap::IndexMap<String, usize>,
-    more: indexmap::IndexMap<String, usize>,
-) -> indexmap::IndexMap<String, usize> {
-    for (kernel, count) in more {
-        *counts.entry(kernel).or_default() += count;
+/// Where each kernel's time went: its processes and start-ups in both trees (`candidate`,
+/// `base`), its shapes measured (with the split the harness reported), profiled and compared
+/// by A/B. Measured results come first in `results`, in the order of `jobs`.
+fn time_spent(
+    candidate: IndexMap<String, KernelTime>,
+    base: IndexMap<String, KernelTime>,
+    jobs: &[Job],
+    outcomes: &[Outcome],
+    results: &[ShapeResult],
+    profiling: &IndexMap<String, f64>,
+) -> IndexMap<String, KernelTime> {
+    let mut time = candidate;
+    for (kernel, spent) in &base {
+        time.entry(kernel.clone()).or_default().add(spent);
     }
-    counts
+    for ((job, outcome), result) in jobs.iter().zip(outcomes).zip(results) {
+        let spent = time.entry(job.kernel.name.clone()).or_default();
+        spent.measuring_s += result.wall_s.unwrap_or(0.0);
+        let details = outcome.as_ref().ok().and_then(|m| m.details.as_ref());
+        spent.correctness_s += details.and_then(|d| d.correctness_s).unwrap_or(0.0);
+        spent.timing_s += details.and_then(|d| d.timing_s).unwrap_or(0.0);
+        spent.ab_s += result.ab.as_ref().map_or(0.0, |ab| ab.wall_s);
+    }
+    for (kernel, seconds) in profiling {
+        time.entry(kernel.clone()).or_default().profiling_s += seconds;
+    }
+    time
 }
 
 /// Which shapes are measured by A/B: every one with `--ab`; with `gate.confirm: ab` (or unset

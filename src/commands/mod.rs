@@ -171,6 +171,12 @@ fn measure_all(jobs: &[Job], harness: &dyn Harness, settings: &RunSettings) -> M
         }
         bar.inc(1);
         outcomes.push(outcome);
+        let last_of_kernel = jobs
+            .get(index + 1)
+            .is_none_or(|next| next.kernel.name != job.kernel.name);
+        if last_of_kernel {
+            harness.done_with(&job.kernel.name);
+        }
     }
     bar.finish_and_clear();
     Measured { outcomes, seconds }

@@ -301,10 +301,10 @@ fn joined(runs: &[(&PathBuf, RunRecord)], first: &RunRecord) -> Result<RunRecord
     merged.shard = None;
     // A shard with no doubtful shape built no base; another shard may have.
     merged.ab_base = runs.iter().find_map(|(_, run)| run.ab_base.clone());
-    merged.processes = indexmap::IndexMap::new();
+    merged.time = indexmap::IndexMap::new();
     for (_, run) in runs {
-        for (kernel, count) in &run.processes {
-            *merged.processes.entry(kernel.clone()).or_default() += count;
+        for (kernel, time) in &run.time {
+            merged.time.entry(kernel.clone()).or_default().add(time);
         }
     }
     let mut results: Vec<ShapeResult> = runs

@@ -109,17 +109,19 @@ fn resources_of(outcome: &Outcome) -> Vec<Resources> {
 
 /// Gate 4 inside `check`: for kernels with a `profile` block, the static limits from the
 /// runner's report, and, when they have targets and `ncu` is here, one profiled launch.
+/// Returns the seconds spent under the profiler, by kernel.
 pub fn attach(
     config: &Config,
     jobs: &[Job],
     outcomes: &[Outcome],
     results: &mut [ShapeResult],
-) -> Result<()> {
+) -> Result<IndexMap<String, f64>> {
+    let mut spent: IndexMap<String, f64> = IndexMap::new();
     let wanted: Vec<usize> = (0..jobs.len())
         .filter(|&i| jobs[i].kernel.cuda.is_some() && jobs[i].kernel.profile.is_some())
         .collect();
     if wanted.is_empty() {
-        return Ok(());
+        return Ok(spent);
     }
     let needs_ncu = wanted.iter().any(|&i| {
         jobs[i]
@@ -163,7 +165,8 @@ pub fn attach(
                         Err("not profiled: the shape did not pass the earlier gates".to_string())
                     } else {
                         errln!("[gate 4] {}/{}: ncu", job.kernel.name, job.shape);
-                        profiler
+                        let begun = std::time::Instant::now();
+                        let profiled = profiler
                             .profile(
                                 &harness.workdir,
                                 &harness.cuda_runner,
@@ -171,7 +174,10 @@ pub fn attach(
                                 &metrics,
                                 &settings,
                             )
-                            .1
+                            .1;
+                        *spent.entry(job.kernel.name.clone()).or_default() +=
+                            begun.elapsed().as_secs_f64();
+                        profiled
                     }
                 }
             };
@@ -184,7 +190,7 @@ pub fn attach(
             measured,
         ));
     }
-    Ok(())
+    Ok(spent)
 }
 
 fn build(

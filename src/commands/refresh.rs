@@ -44,12 +44,18 @@ pub fn run(options: &RefreshOptions) -> Result<u8> {
     baseline::check_writable(&config.baselines_dir())?;
 
     let harness = harness_for(&config, &jobs)?;
+    // Before measuring: a file edited during the run must not be stored as what was measured.
+    let file_keys: Vec<Option<Result<String, String>>> = config
+        .kernels
+        .iter()
+        .map(|kernel| crate::inputs::key(&config, kernel))
+        .collect();
     let outcomes = measure_all(&jobs, &harness as &dyn Harness, &run_settings(&config)).outcomes;
     let date = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
 
     let mut all_written = true;
     let mut updates = Vec::new();
-    for kernel in &config.kernels {
+    for (kernel, files) in config.kernels.iter().zip(file_keys) {
         let measured: Vec<(&Job, &Outcome)> = jobs
             .iter()
             .zip(&outcomes)
@@ -72,8 +78,7 @@ pub fn run(options: &RefreshOptions) -> Result<u8> {
             date: &date,
             config: &config,
             kernel,
-            // Once per kernel: the key reads every file the kernel's `inputs:` match.
-            inputs_key: crate::inputs::key(&config, kernel).and_then(Result::ok),
+            inputs_key: crate::inputs::combine(files, harness.served_key(&kernel.name)),
         };
         updates.extend(kernel_updates(&measured, &stamp));
     }

@@ -91,7 +91,7 @@ pub fn cuda_include_dir() -> Option<PathBuf> {
     None
 }
 
-fn nvrtc_version() -> String {
+pub fn nvrtc_version() -> String {
     let (mut major, mut minor) = (0, 0);
     match unsafe { rtc_sys::nvrtcVersion(&mut major, &mut minor) }.result() {
         Ok(()) => format!("{major}.{minor}"),

@@ -18,6 +18,7 @@ use super::serve::{Server, Starting};
 use super::{Details, Failure, Harness, Measurement, Outcome, RunSettings};
 use crate::ab::AbSide;
 use crate::plan::Job;
+use crate::record::KernelTime;
 use std::collections::HashMap;
 
 /// How much of each output stream is kept: the protocol only needs the end of stdout, and
@@ -45,8 +46,10 @@ pub struct CommandHarness {
     pub setups: Mutex<HashMap<String, Result<(), Failure>>>,
     /// The protocol v2 harnesses serving, by kernel.
     servers: Mutex<HashMap<String, Server>>,
-    /// Processes started, by kernel.
-    started: Mutex<indexmap::IndexMap<String, usize>>,
+    /// What each kernel's v2 harness said when it became ready, kept after it stops.
+    announced: Mutex<HashMap<String, Announced>>,
+    /// Processes started and start-up seconds, by kernel.
+    spent: Mutex<indexmap::IndexMap<String, KernelTime>>,
 }
 
 impl CommandHarness {
@@ -59,23 +62,56 @@ impl CommandHarness {
             side,
             setups: Mutex::new(HashMap::new()),
             servers: Mutex::new(HashMap::new()),
-            started: Mutex::new(indexmap::IndexMap::new()),
+            announced: Mutex::new(HashMap::new()),
+            spent: Mutex::new(indexmap::IndexMap::new()),
         }
     }
 
-    /// The device a serving (protocol v2) harness named in its ready line.
+    /// The device a protocol v2 harness of `kernel` named in its ready line.
     pub fn served_device(&self, kernel: &str) -> Option<String> {
-        self.servers.lock().ok()?.get(kernel)?.device.clone()
+        self.announced.lock().ok()?.get(kernel)?.device.clone()
     }
 
-    /// Processes started so far, by kernel.
-    pub fn processes(&self) -> indexmap::IndexMap<String, usize> {
-        self.started.lock().map(|s| s.clone()).unwrap_or_default()
+    /// The key a protocol v2 harness of `kernel` named in its ready line (`inputs_key`): what
+    /// it says its results depend on. The CUDA runner names one for every kernel it compiles.
+    /// `None` when two processes of the kernel named different keys (a file changed during
+    /// the run): nothing measured then may be reused later.
+    pub fn served_key(&self, kernel: &str) -> Option<String> {
+        self.announced.lock().ok()?.get(kernel)?.key.clone()
+    }
+
+    /// Keeps what a server said when it became ready, and how long it took.
+    fn note_ready(&self, kernel: &str, server: &Server) {
+        if let Ok(mut spent) = self.spent.lock() {
+            let time = spent.entry(kernel.to_string()).or_default();
+            time.startup_s += server.startup_s;
+            time.compile_s += server.compile_s.unwrap_or(0.0);
+        }
+        let Ok(mut announced) = self.announced.lock() else {
+            return;
+        };
+        let fresh = Announced {
+            device: server.device.clone(),
+            key: server.key.clone(),
+        };
+        announced
+            .entry(kernel.to_string())
+            .and_modify(|before| {
+                if *before != fresh {
+                    before.key = None;
+                }
+            })
+            .or_insert(fresh);
+    }
+
+    /// Processes started so far and the start-up of persistent harnesses, by kernel.
+    pub fn spent(&self) -> indexmap::IndexMap<String, KernelTime> {
+        self.spent.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
     fn count_start(&self, kernel: &str) {
-        if let Ok(mut started) = self.started.lock() {
-            *started.entry(kernel.to_string()).or_default() += 1;
+        if let Ok(mut spent) = self.spent.lock() {
+            spent.entry(kernel.to_string()).or_default().processes += 1;
         }
     }
 
@@ -145,6 +181,13 @@ impl CommandHarness {
     }
 }
 
+/// What a v2 harness said in its ready line.
+#[derive(Debug, Clone, PartialEq)]
+struct Announced {
+    device: Option<String>,
+    key: Option<String>,
+}
+
 /// A finished (or killed) harness process and what it printed.
 struct Finished {
     status: std::io::Result<Option<std::process::ExitStatus>>,
@@ -190,6 +233,10 @@ impl Harness for CommandHarness {
         self.run(job, settings, false)
     }
 
+    fn done_with(&self, kernel: &str) {
+        self.retire(kernel);
+    }
+
     fn prepare(&self, jobs: &[Job], settings: &RunSettings) {
         let serving: Vec<String> = self
             .servers
@@ -198,7 +245,7 @@ impl Harness for CommandHarness {
             .unwrap_or_default();
         let mut kernels: Vec<&Job> = jobs
             .iter()
-            .filter(|job| serves(job) && !serving.contains(&job.kernel.name))
+            .filter(|job| self.serves(job) && !serving.contains(&job.kernel.name))
             .collect();
         kernels.dedup_by_key(|job| &job.kernel.name);
         let starting: Vec<(&Job, Result<Starting, Failure>)> = kernels
@@ -209,17 +256,13 @@ impl Harness for CommandHarness {
         for (job, started) in starting {
             // A harness that fails to start is started again, and fails, when its shape runs.
             if let Ok(server) = started.and_then(|s| s.ready(timeout_of(job))) {
+                self.note_ready(&job.kernel.name, &server);
                 if let Ok(mut servers) = self.servers.lock() {
                     servers.insert(job.kernel.name.clone(), server);
                 }
             }
         }
     }
-}
-
-/// Whether a job's harness speaks protocol v2.
-fn serves(job: &Job) -> bool {
-    job.kernel.cuda.is_none() && job.kernel.protocol == Some(2)
 }
 
 fn timeout_of(job: &Job) -> Duration {
@@ -237,9 +280,35 @@ impl Harness for TimingOnly<'_> {
 }
 
 impl CommandHarness {
+    /// Whether `job`'s harness serves protocol v2: a kernel that says so, and the CUDA runner,
+    /// except under a profiler (which wants one shape per process).
+    fn serves(&self, job: &Job) -> bool {
+        !self.launch_only && (job.kernel.cuda.is_some() || job.kernel.protocol == Some(2))
+    }
+
+    /// The argv that runs `job`'s kernel, and how messages name it.
+    fn argv<'a>(&'a self, job: &'a Job) -> (&'a [String], String) {
+        match &job.kernel.command {
+            Some(argv) => (argv, argv.join(" ")),
+            None => (&self.cuda_runner, "the CUDA runner".to_string()),
+        }
+    }
+
+    /// Stops the server of `kernel`, if one is running: its kernel is done, and an idle
+    /// process should not keep GPU memory a later kernel may need. A later request for the
+    /// kernel starts a fresh one.
+    pub fn retire(&self, kernel: &str) {
+        let server = self
+            .servers
+            .lock()
+            .ok()
+            .and_then(|mut servers| servers.remove(kernel));
+        drop(server);
+    }
+
     /// Starts the v2 harness of `job`'s kernel, without waiting for it.
     fn spawn(&self, job: &Job, settings: &RunSettings) -> Result<Starting, Failure> {
-        let argv = job.kernel.command.as_deref().unwrap_or_default();
+        let (argv, shown) = self.argv(job);
         let Some((program, args)) = argv.split_first() else {
             return Err(Failure {
                 message: "no command to run".to_string(),
@@ -258,7 +327,7 @@ impl CommandHarness {
             command.env_remove(name);
         }
         self.count_start(&job.kernel.name);
-        Server::spawn(command, argv.join(" "))
+        Server::spawn(command, shown)
     }
 
     /// One job through the kernel's v2 harness, started now if none is serving.
@@ -273,7 +342,11 @@ impl CommandHarness {
         let name = &job.kernel.name;
         let server = match servers.remove(name) {
             Some(server) => server,
-            None => self.spawn(job, settings)?.ready(timeout_of(job))?,
+            None => {
+                let server = self.spawn(job, settings)?.ready(timeout_of(job))?;
+                self.note_ready(name, &server);
+                server
+            }
         };
         let mut server = server;
         let (line, stderr_tail) = server.request(job, settings, timing_only, timeout_of(job))?;
@@ -295,11 +368,11 @@ impl CommandHarness {
     }
 
     fn run(&self, job: &Job, settings: &RunSettings, timing_only: bool) -> Outcome {
-        if serves(job) {
+        if self.serves(job) {
             return self.run_v2(job, settings, timing_only);
         }
         let kernel = job.kernel;
-        let argv = kernel.command.as_ref().unwrap_or(&self.cuda_runner);
+        let (argv, program) = self.argv(job);
         let Some((program_path, program_args)) = argv.split_first() else {
             return Err(Failure {
                 message: "no command to run".to_string(),
@@ -308,11 +381,6 @@ impl CommandHarness {
         };
         self.set_up(job, settings)?;
         let mut command = self.command(program_path, program_args, job, settings, timing_only)?;
-        let program = if kernel.cuda.is_some() {
-            "the CUDA runner".to_string()
-        } else {
-            argv.join(" ")
-        };
         self.count_start(&kernel.name);
         let child = command.spawn().map_err(|err| Failure {
             message: format!("cannot start `{program}`: {err}"),

@@ -67,6 +67,10 @@ pub struct Details {
     /// The SM clock before and after the run; `Some(None)` where nvidia-smi did not answer.
     pub sm_clock_mhz_before: Option<Option<u64>>,
     pub sm_clock_mhz_after: Option<Option<u64>>,
+    /// Seconds the harness spent checking the output (gate 2) and taking the samples (gate 3)
+    /// for this shape: with gatekeeper's own clocks, where a kernel's time went.
+    pub correctness_s: Option<f64>,
+    pub timing_s: Option<f64>,
     /// Every other key, as the harness wrote it.
     pub extra: Map<String, Value>,
 }
@@ -117,6 +121,8 @@ impl From<Map<String, Value>> for Details {
             l2: take(&mut map, "l2"),
             sm_clock_mhz_before: take(&mut map, "sm_clock_mhz_before"),
             sm_clock_mhz_after: take(&mut map, "sm_clock_mhz_after"),
+            correctness_s: take(&mut map, "correctness_s"),
+            timing_s: take(&mut map, "timing_s"),
             extra: map,
         }
     }
@@ -153,6 +159,8 @@ impl From<Details> for Map<String, Value> {
         put(&mut map, "l2", details.l2);
         put(&mut map, "sm_clock_mhz_before", details.sm_clock_mhz_before);
         put(&mut map, "sm_clock_mhz_after", details.sm_clock_mhz_after);
+        put(&mut map, "correctness_s", details.correctness_s);
+        put(&mut map, "timing_s", details.timing_s);
         map.extend(details.extra);
         map
     }

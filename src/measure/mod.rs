@@ -65,4 +65,8 @@ pub trait Harness {
     /// Gets ready to measure `jobs`: starts persistent (protocol v2) harnesses together, so
     /// their start-up overlaps instead of adding up. Problems surface when a job is measured.
     fn prepare(&self, _jobs: &[Job], _settings: &RunSettings) {}
+
+    /// Every shape of `kernel` is measured: a persistent harness may stop, giving back the GPU
+    /// memory it holds. Measuring the kernel again starts it anew.
+    fn done_with(&self, _kernel: &str) {}
 }

@@ -40,6 +40,12 @@ pub struct Server {
     /// The device the ready line named, if it did: what a check needs to know before
     /// measuring anything, to reuse a baseline.
     pub device: Option<String>,
+    /// The key the ready line named (`inputs_key`), if it did: what the harness says its
+    /// results depend on, stored with baselines so an unchanged kernel is not measured again.
+    pub key: Option<String>,
+    /// Seconds from start to ready, and the part the ready line says went to compiling.
+    pub startup_s: f64,
+    pub compile_s: Option<f64>,
 }
 
 /// A v2 harness started but not yet ready (so several can start at once).
@@ -84,6 +90,9 @@ impl Server {
                 stderr_closed,
                 program,
                 device: None,
+                key: None,
+                startup_s: 0.0,
+                compile_s: None,
             },
             started: Instant::now(),
         })
@@ -189,9 +198,20 @@ impl Starting {
         let ready = parsed
             .as_ref()
             .and_then(|value| value.get("ready").and_then(serde_json::Value::as_bool));
-        server.device = parsed
+        let text = |name: &str| {
+            parsed
+                .as_ref()
+                .and_then(|value| value.get(name)?.as_str().map(str::to_string))
+        };
+        server.device = text("device");
+        server.key = text("inputs_key");
+        server.startup_s = self.started.elapsed().as_secs_f64();
+        server.compile_s = parsed
             .as_ref()
-            .and_then(|value| value.get("device")?.as_str().map(str::to_string));
+            .and_then(|value| value.get("compile_s")?.as_f64())
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            // Part of the start-up, whatever the harness claims.
+            .map(|s| s.min(server.startup_s));
         if ready != Some(true) {
             let shown: String = line.trim().chars().take(200).collect();
             kill_group(server.child.id());

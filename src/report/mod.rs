@@ -64,33 +64,36 @@ pub(crate) fn time_spent(run: &RunRecord) -> Vec<String> {
     run.kernels
         .iter()
         .filter_map(|kernel| {
-            let results: Vec<&ShapeResult> = run.results_of(&kernel.name).collect();
-            // Folded from +0.0: an empty f64 sum is -0.0, which would print as "-0.0".
-            let measuring = results
-                .iter()
-                .filter_map(|r| r.wall_s)
-                .fold(0.0, |a, b| a + b);
-            let ab = results
-                .iter()
-                .filter_map(|r| r.ab.as_ref())
-                .fold(0.0, |a, ab| a + ab.wall_s);
-            let processes = run.processes.get(&kernel.name).copied().unwrap_or(0);
-            if measuring + ab <= 0.0 && processes == 0 {
+            let time = run.time.get(&kernel.name)?;
+            if time.total_s() <= 0.0 && time.processes == 0 {
                 return None;
             }
-            let mut parts = vec![format!("measuring {measuring:.1}")];
-            if ab > 0.0 {
-                parts.push(format!("A/B {ab:.1}"));
-            }
-            let processes = if processes == 1 {
+            let mut parts = Vec::new();
+            let mut part = |name: &str, seconds: f64| {
+                if seconds > 0.0 {
+                    parts.push(format!("{name} {seconds:.1}"));
+                }
+            };
+            part("start-up", time.startup_s - time.compile_s);
+            part("compile", time.compile_s);
+            part("correctness", time.correctness_s);
+            part("timing", time.timing_s);
+            // What the harness did not attribute: v1 process starts, transfers, set-up per shape.
+            let other = time.measuring_s - time.correctness_s - time.timing_s;
+            let split = time.correctness_s + time.timing_s > 0.0;
+            part(if split { "other" } else { "measuring" }, other);
+            part("profiling", time.profiling_s);
+            part("A/B", time.ab_s);
+            let processes = if time.processes == 1 {
                 "1 process".to_string()
             } else {
-                format!("{processes} processes")
+                format!("{} processes", time.processes)
             };
+            parts.push(processes);
             Some(format!(
-                "{} {:.1} s ({}; {processes})",
+                "{} {:.1} s ({})",
                 kernel.name,
-                measuring + ab,
+                time.total_s(),
                 parts.join(", ")
             ))
         })
@@ -273,7 +276,9 @@ pub(crate) mod fixture {
     use crate::ab::AbResult;
     use crate::compare::Verdict;
     use crate::config::{GateSettings, TimingSettings};
-    use crate::record::{self, Kept, PassFail, RunRecord, ShapeResult, Side, Sides, Test};
+    use crate::record::{
+        self, Kept, KernelTime, PassFail, RunRecord, ShapeResult, Side, Sides, Test,
+    };
 
     fn shape(kernel: &str, shape: &str, verdict: Verdict) -> ShapeResult {
         ShapeResult {
@@ -450,14 +455,28 @@ pub(crate) mod fixture {
                 "origin/main's merge-base with HEAD (0123456789ab; origin/main is at 89abcdef0123)"
                     .into(),
             ),
-            processes: [
-                ("attention", 12),
-                ("gemm", 9),
-                ("quantize", 2),
-                ("softmax", 1),
+            time: [
+                ("attention", 3, 2.5, 1.75, 5.0, 0.0, 10.0),
+                ("gemm", 9, 0.0, 0.0, 3.0, 0.0, 15.0),
+                ("quantize", 2, 0.0, 0.0, 0.5, 1.25, 0.0),
+                ("softmax", 1, 0.5, 0.0, 0.25, 0.0, 0.0),
             ]
             .into_iter()
-            .map(|(kernel, count)| (kernel.to_string(), count))
+            .map(
+                |(kernel, processes, startup_s, compile_s, measuring_s, profiling_s, ab_s)| {
+                    let time = KernelTime {
+                        processes,
+                        startup_s,
+                        compile_s,
+                        measuring_s,
+                        correctness_s: measuring_s / 4.0,
+                        timing_s: measuring_s / 2.0,
+                        profiling_s,
+                        ab_s,
+                    };
+                    (kernel.to_string(), time)
+                },
+            )
             .collect(),
             shard: None,
             plan_id: "fixture".into(),

@@ -1,7 +1,10 @@
 //! Gate 1, compile: the kernel, its reference and the spin kernel compiled for this device and
 //! loaded, with what the compiled kernel needs read without running it.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
 
 use super::error::{Result, RunnerError};
 use super::timing::{SPIN_ENTRY, SPIN_SOURCE};
@@ -14,26 +17,36 @@ use crate::measure::Resources;
 /// Above this much dynamic shared memory a kernel must opt in.
 const DEFAULT_SHARED_LIMIT: u32 = 48 * 1024;
 
-/// The compiled, loaded kernels of one shape.
-pub struct Kernels {
+/// The kernel, its reference and the spin kernel, compiled for this device and loaded: what
+/// every shape of the kernel shares, built once per runner process.
+pub struct Program {
     /// The architecture compiled for.
     pub arch: String,
     /// Whether the kernel's CUBIN came from the cache, and where it lies.
     pub cached: bool,
     pub cubin: Option<PathBuf>,
+    candidate: Compiled,
+    reference: Compiled,
+    /// The kernel's SASS instruction counts per entry point, read once (a tool run).
+    sass: Option<HashMap<String, IndexMap<String, u64>>>,
+    /// The modules, loaded for as long as their functions are used.
+    modules: [Module; 3],
+}
+
+/// The functions one shape launches, from a [`Program`] that outlives them.
+pub struct Kernels<'p> {
+    pub program: &'p Program,
     /// Gate 4's static half: what each entry point of the kernel needs.
     pub resources: Vec<Resources>,
     /// One function per launch of the kernel, and of the reference.
     pub candidate: Vec<Function>,
     pub reference: Vec<Function>,
     pub spin: Function,
-    /// The modules the functions belong to, loaded for as long as they are used.
-    _modules: [Module; 3],
 }
 
-impl Kernels {
+impl Program {
     /// Compiles and loads the kernel and its reference from `spec`'s sources under `root`.
-    pub fn build(root: &Path, spec: &CudaSpec, resolved: &Resolved, gpu: &Gpu) -> Result<Kernels> {
+    pub fn build(root: &Path, spec: &CudaSpec, gpu: &Gpu) -> Result<Program> {
         let (major, minor) = gpu.info.compute_capability;
         let arch = native_arch(major, minor);
         let candidate_source = source_file(root, &spec.source)?;
@@ -56,47 +69,59 @@ impl Kernels {
             options: &[],
             arch: &arch,
         })?;
-        let candidate_module = Module::load(&candidate.cubin)?;
-        let reference_module = Module::load(&reference.cubin)?;
-        let spin_module = Module::load(&spin.cubin)?;
-        let candidate_fns = functions(&candidate_module, &resolved.launches, gpu)?;
-        let resources = static_resources(&candidate, &resolved.launches, &candidate_fns, gpu)?;
-        let reference_fns = functions(&reference_module, &resolved.reference, gpu)?;
-        let spin_fn = spin_module.function(SPIN_ENTRY)?;
-        Ok(Kernels {
+        let modules = [
+            Module::load(&candidate.cubin)?,
+            Module::load(&reference.cubin)?,
+            Module::load(&spin.cubin)?,
+        ];
+        let sass = match &candidate.path {
+            Some(path) => resources::disassemble(path),
+            None => tempfile::NamedTempFile::new()
+                .ok()
+                .filter(|file| std::fs::write(file.path(), &candidate.cubin).is_ok())
+                .and_then(|file| resources::disassemble(file.path())),
+        };
+        Ok(Program {
             arch,
             cached: candidate.cached,
-            cubin: candidate.path,
-            resources,
-            candidate: candidate_fns,
-            reference: reference_fns,
-            spin: spin_fn,
-            _modules: [candidate_module, reference_module, spin_module],
+            cubin: candidate.path.clone(),
+            candidate,
+            reference,
+            sass,
+            modules,
         })
     }
-}
 
-/// Gate 4's static half: what the compiled kernel needs, read without running it.
-fn static_resources(
-    compiled: &Compiled,
-    launches: &[ResolvedLaunch],
-    functions: &[Function],
-    gpu: &Gpu,
-) -> Result<Vec<Resources>> {
-    let sass = match &compiled.path {
-        Some(path) => resources::disassemble(path),
-        None => tempfile::NamedTempFile::new()
-            .ok()
-            .filter(|file| std::fs::write(file.path(), &compiled.cubin).is_ok())
-            .and_then(|file| resources::disassemble(file.path())),
-    };
-    Ok(resources::collect(
-        launches,
-        functions,
-        &gpu.info,
-        &compiled.log,
-        sass.as_ref(),
-    )?)
+    /// The functions `resolved` launches, opted into the shared memory they need.
+    pub fn kernels(&self, resolved: &Resolved, gpu: &Gpu) -> Result<Kernels<'_>> {
+        let [candidate_module, reference_module, spin_module] = &self.modules;
+        let candidate = functions(candidate_module, &resolved.launches, gpu)?;
+        let resources = resources::collect(
+            &resolved.launches,
+            &candidate,
+            &gpu.info,
+            &self.candidate.log,
+            self.sass.as_ref(),
+        )?;
+        let reference = functions(reference_module, &resolved.reference, gpu)?;
+        let spin = spin_module.function(SPIN_ENTRY)?;
+        Ok(Kernels {
+            program: self,
+            resources,
+            candidate,
+            reference,
+            spin,
+        })
+    }
+
+    /// Feeds the compiled code, byte for byte, into `hash`: the machine code of the kernel
+    /// and of its reference.
+    pub fn fingerprint(&self, hash: &mut impl sha2::Digest) {
+        hash.update(b"\0candidate\0");
+        hash.update(&self.candidate.cubin);
+        hash.update(b"\0reference\0");
+        hash.update(&self.reference.cubin);
+    }
 }
 
 /// The source file, which must lie inside the folder of gates.yaml even after symlinks.

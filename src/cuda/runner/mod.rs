@@ -1,7 +1,9 @@
-//! The CUDA runner: gates 1–3 (compile → correctness → timing) for one `cuda:` kernel on one
-//! shape. gatekeeper runs it as a child of itself, so an illegal address, a hang or a crash costs
-//! one shape, not the run; it reads the job from the protocol v1 environment and prints a
-//! protocol v1 report, like any command harness.
+//! The CUDA runner: gates 1–3 (compile → correctness → timing) for one `cuda:` kernel.
+//! gatekeeper runs it as a child of itself, so an illegal address, a hang or a crash costs one
+//! shape, not the run. It speaks the command-harness protocol: v2 for checks (one process per
+//! kernel: one context, one compile and module load, then a request per shape; after a fault
+//! it answers and exits, and the next shape gets a fresh process), v1 under a profiler (one
+//! shape, from the environment, one report line).
 //!
 //! [`kernels`] compiles and loads (gate 1), [`inputs`] owns the buffers and draws the inputs,
 //! [`verify`] judges the output (gate 2), [`timing`] takes the samples (gate 3) and [`host`]
@@ -12,16 +14,18 @@ mod host;
 mod inputs;
 mod kernels;
 mod launch;
+mod serve;
 mod timing;
 mod verify;
 
 use std::path::Path;
+use std::time::Instant;
 
 use serde_json::{json, Value};
 
 use self::error::{Result, RunnerError};
 use self::inputs::Buffers;
-use self::kernels::Kernels;
+use self::kernels::{Kernels, Program};
 use self::launch::{fork_and_joins, Op};
 use self::verify::Check;
 use crate::config::Config;
@@ -29,8 +33,12 @@ use crate::cuda::driver::{Buffer, Gpu, Stream};
 use crate::cuda::spec::{self, CudaSpec, L2Mode, Resolved, Tolerance};
 use crate::measure::Details;
 
-/// Entry point of `gatekeeper __cuda-runner`: always prints one protocol line.
+/// Entry point of `gatekeeper __cuda-runner`: serves protocol v2 when asked to, and otherwise
+/// prints one protocol v1 line.
 pub fn main(config_path: &Path) -> u8 {
+    if std::env::var("GATEKEEPER_PROTOCOL").is_ok_and(|v| v == "2") {
+        return serve::main(config_path);
+    }
     let report = match run(config_path) {
         Ok(report) => report,
         Err(err) => json!({ "error": err.to_string() }),
@@ -89,12 +97,24 @@ struct Bench<'a> {
 fn run(config_path: &Path) -> Result<Value> {
     let config = Config::load(config_path)?;
     let job = job_from_env()?;
-    let (spec, resolved) = target(&config, config_path, &job)?;
-
+    let spec = cuda_spec(&config, config_path, &job.kernel)?;
     let gpu = Gpu::open()?;
-    let clock_before = host::sm_clock_mhz(&gpu.info.pci_bus_id);
     // Gate 1: compile.
-    let kernels = Kernels::build(&config.root, spec, &resolved, &gpu)?;
+    let program = Program::build(&config.root, spec, &gpu)?;
+    run_shape(&config, spec, &gpu, &program, &job)
+}
+
+/// Gates 2 and 3 (or one launch for a profiler) of one shape, with the kernel compiled.
+fn run_shape(
+    config: &Config,
+    spec: &CudaSpec,
+    gpu: &Gpu,
+    program: &Program,
+    job: &Job,
+) -> Result<Value> {
+    let resolved = resolve(config, spec, &job.shape)?;
+    let clock_before = host::sm_clock_mhz(&gpu.info.pci_bus_id);
+    let kernels = program.kernels(&resolved, gpu)?;
     let streams = (0..spec::stream_count(&resolved.launches))
         .map(|_| Stream::new())
         .collect::<std::result::Result<Vec<_>, _>>()?;
@@ -103,7 +123,7 @@ fn run(config_path: &Path) -> Result<Value> {
     let candidate = Op::new(&resolved.launches, &kernels.candidate, &buffers, false)?;
     let reference = Op::new(&resolved.reference, &kernels.reference, &buffers, true)?;
     let bench = Bench {
-        gpu: &gpu,
+        gpu,
         streams: &streams,
         candidate: &candidate,
         reference: &reference,
@@ -111,49 +131,55 @@ fn run(config_path: &Path) -> Result<Value> {
         resolved: &resolved,
         tolerance: spec.tolerance,
     };
-    let details = describe(&gpu, &job, spec, &kernels);
+    let details = describe(gpu, job, spec, &kernels);
     if job.profile {
         bench.launch_once(job.seed)?;
         return Ok(json!({ "device": gpu.info.name, "details": details }));
     }
-    check_and_time(&bench, spec, &job, &kernels, details, clock_before)
+    check_and_time(&bench, spec, job, &kernels, details, clock_before)
 }
 
-/// The job's kernel and shape in gates.yaml, its `cuda` block resolved for the shape.
-fn target<'c>(
-    config: &'c Config,
-    config_path: &Path,
-    job: &Job,
-) -> Result<(&'c CudaSpec, Resolved)> {
-    let kernel = config
-        .kernel(&job.kernel)
+/// The `cuda` block of `kernel` in gates.yaml.
+fn cuda_spec<'c>(config: &'c Config, config_path: &Path, kernel: &str) -> Result<&'c CudaSpec> {
+    config
+        .kernel(kernel)
         .ok_or_else(|| RunnerError::NoKernel {
-            kernel: job.kernel.clone(),
+            kernel: kernel.to_string(),
             config: config_path.to_path_buf(),
-        })?;
-    let spec = kernel
+        })?
         .cuda
         .as_ref()
-        .ok_or_else(|| RunnerError::NotCuda(job.kernel.clone()))?;
+        .ok_or_else(|| RunnerError::NotCuda(kernel.to_string()))
+}
+
+/// The `cuda` block resolved for `shape`.
+fn resolve(config: &Config, spec: &CudaSpec, shape: &str) -> Result<Resolved> {
     let params = config
         .shapes
-        .get(&job.shape)
-        .ok_or_else(|| RunnerError::NoShape(job.shape.clone()))?;
-    let resolved = spec::resolve(spec, params).map_err(RunnerError::Spec)?;
-    Ok((spec, resolved))
+        .get(shape)
+        .ok_or_else(|| RunnerError::NoShape(shape.to_string()))?;
+    spec::resolve(spec, params).map_err(RunnerError::Spec)
 }
 
 /// The facts every report carries, before anything runs.
 fn describe(gpu: &Gpu, job: &Job, spec: &CudaSpec, kernels: &Kernels) -> Details {
     Details {
         runner: Some("cuda".to_string()),
-        arch: Some(kernels.arch.clone()),
+        arch: Some(kernels.program.arch.clone()),
         driver_version: Some(gpu.info.driver_release()),
         multiprocessors: Some(i64::from(gpu.info.multiprocessors)),
         seed: Some(job.seed),
         trials: Some(u64::from(spec.trials)),
-        compiled: Some(if kernels.cached { "cache" } else { "nvrtc" }.to_string()),
+        compiled: Some(
+            if kernels.program.cached {
+                "cache"
+            } else {
+                "nvrtc"
+            }
+            .to_string(),
+        ),
         cubin: kernels
+            .program
             .cubin
             .as_ref()
             .map(|path| path.display().to_string()),
@@ -210,6 +236,7 @@ fn check_and_time(
         return time_only(bench, spec, job, kernels, details, clock_before);
     }
     // Gate 2: correctness, with fresh inputs each trial.
+    let begun = Instant::now();
     let mut worst = Check::default();
     for trial in 0..u64::from(spec.trials) {
         let seed = job.seed.wrapping_add(trial);
@@ -221,12 +248,19 @@ fn check_and_time(
         }
     }
 
+    let mut checking_s = begun.elapsed().as_secs_f64();
+
     // Gate 3: timing.
+    let begun = Instant::now();
     let timing = bench.time(spec, job, kernels)?;
+    details.timing_s = Some(begun.elapsed().as_secs_f64());
 
     // Correctness again, on fresh inputs: a kernel that is only right on its first calls, or
     // that remembers its last answer, must not pass.
+    let begun = Instant::now();
     let after = bench.check(job.seed.wrapping_add(u64::from(spec.trials)))?;
+    checking_s += begun.elapsed().as_secs_f64();
+    details.correctness_s = Some(checking_s);
     worst.absorb(&after);
     if !after.passed() {
         let when = "the check after the timing loop";
@@ -257,7 +291,9 @@ fn time_only(
     clock_before: Option<u64>,
 ) -> Result<Value> {
     bench.buffers.fill_inputs(bench.resolved, job.seed)?;
+    let begun = Instant::now();
     let timing = bench.time(spec, job, kernels)?;
+    details.timing_s = Some(begun.elapsed().as_secs_f64());
     describe_timing(&mut details, &timing, spec, bench, clock_before);
     Ok(json!({
         "samples_us": timing.samples_us,

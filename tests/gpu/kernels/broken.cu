@@ -52,3 +52,14 @@ extern "C" __global__ void illegal_address(const float* x, const float* y, float
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i == 0) *(volatile float*)(out + (1ll << 40)) = 1.0f;  // far outside any allocation
 }
+
+// Faults on the small shape only: the runner serving the kernel must be replaced after the
+// fault, and the large shape measured by a fresh one.
+extern "C" __global__ void faults_when_small(const float* x, const float* y, float* out, float a, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (n == 4096) {
+        if (i == 0) *(volatile float*)(out + (1ll << 40)) = 1.0f;
+        return;
+    }
+    if (i < n) out[i] = a * x[i] + y[i];
+}
