@@ -104,6 +104,20 @@ fn a_crash_fails_its_shape_and_the_next_shape_gets_a_fresh_process() {
 }
 
 #[test]
+fn a_harness_that_says_it_exits_is_replaced_before_the_next_shape() {
+    let (project, logs) = project(20);
+    project.behave(json!({"mission": {"fail_and_exit": true}}));
+    check(&project, &logs, &["check", "--json", "out.json"]).code(1);
+    let run = project.json("out.json");
+    assert_eq!(
+        verdicts(&run),
+        ["small/no_baseline", "mission/error", "long/no_baseline"]
+    );
+    assert_eq!(message(&run, "mission"), "the context is gone");
+    assert_eq!(starts(&log(&logs)), 2);
+}
+
+#[test]
 fn a_hung_request_times_out_alone() {
     // Long enough for a Python start on a loaded 2-core machine.
     let (project, logs) = project(5);
@@ -159,7 +173,7 @@ fn a_harness_that_never_says_ready_is_an_error() {
 }
 
 #[test]
-fn ab_rounds_reuse_one_process_per_side_and_ask_for_timing_only() {
+fn ab_rounds_start_a_process_per_side_and_round_and_ask_for_timing_only() {
     let (project, logs) = project(20);
     project.gatekeeper(&["baseline", "refresh"]).code(0);
     project.commit("baseline");
@@ -180,9 +194,9 @@ fn ab_rounds_reuse_one_process_per_side_and_ask_for_timing_only() {
     )
     .code(0);
     let lines = log(&logs);
-    // One process for the check's own run, stopped when its kernel was done; one per side for
-    // all the rounds.
-    assert_eq!(starts(&lines), 3, "{lines:?}");
+    // One process served the check's own run; each round samples a fresh one per side, so a
+    // process's own offset cannot pass for a difference between the builds (3 rounds here).
+    assert_eq!(starts(&lines), 7, "{lines:?}");
     let timing_only: Vec<&str> = lines
         .iter()
         .filter(|l| l.starts_with("request "))

@@ -226,6 +226,10 @@ struct Report {
     error: Option<String>,
     /// Anything else worth keeping in the run record (clocks, driver, batch size, ...).
     details: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Protocol v2: the harness exits after this response (a fault left it unusable); the
+    /// next shape gets a fresh process.
+    #[serde(default)]
+    exiting: bool,
 }
 
 impl Harness for CommandHarness {
@@ -271,11 +275,18 @@ fn timeout_of(job: &Job) -> Duration {
 
 /// A harness whose processes are told they may only time ([`super::TIMING_ONLY_ENV`]): the A/B
 /// rounds, whose candidate passed gate 2 in the check's own run and whose base is not judged.
+///
+/// Every measurement gets a process of its own, v2 harnesses included: a process's median
+/// carries an offset of its own (where its memory landed, the clocks when it ran: 0.1–8 % for
+/// PyTorch's backends on an H100, docs/benchmarks.md), and a round must sample it. One process
+/// per side for all the rounds would turn that offset into a certain, and wrong, ratio.
 pub struct TimingOnly<'h>(pub &'h CommandHarness);
 
 impl Harness for TimingOnly<'_> {
     fn measure(&self, job: &Job, settings: &RunSettings) -> Outcome {
-        self.0.run(job, settings, true)
+        let outcome = self.0.run(job, settings, true);
+        self.0.retire(&job.kernel.name);
+        outcome
     }
 }
 
@@ -356,7 +367,9 @@ impl CommandHarness {
         };
         // A line that is not a response leaves the conversation out of step: the server goes.
         let report = parse_report(&line, self.launch_only).map_err(fail)?;
-        servers.insert(name.clone(), server);
+        if !report.exiting {
+            servers.insert(name.clone(), server);
+        }
         if let Some(error) = report.error {
             return Err(fail(if error.trim().is_empty() {
                 "the harness reported an error without a message".to_string()

@@ -3,8 +3,8 @@
 //! runs one shape per request line.
 //!
 //! A fault can leave the context unusable (an illegal address poisons it for good), so after
-//! any failure that touched the GPU the runner answers and exits: gatekeeper starts a fresh one
-//! for the next shape, and one bad shape costs one shape.
+//! any failure that touched the GPU the runner answers with `"exiting": true` and exits:
+//! gatekeeper starts a fresh one for the next shape, and one bad shape costs one shape.
 
 use std::io::{BufRead, Write};
 use std::path::Path;
@@ -126,10 +126,12 @@ fn answer(served: &Result<Served>, line: &str) -> (Value, bool) {
     };
     match run_shape(&served.config, spec, &served.gpu, &served.program, &job) {
         Ok(report) => (report, true),
-        Err(err) => {
-            let go_on = !touched_the_gpu(&err);
-            (json!({ "error": err.to_string() }), go_on)
+        // Said in the response, so gatekeeper starts a fresh process for the next shape
+        // rather than write to one that is going away.
+        Err(err) if touched_the_gpu(&err) => {
+            (json!({ "error": err.to_string(), "exiting": true }), false)
         }
+        Err(err) => (json!({ "error": err.to_string() }), true),
     }
 }
 
