@@ -1,6 +1,8 @@
 //! Gate 2, correctness: the kernel against its reference on fresh inputs, element-wise and
 //! norm-wise, with guard bands and unchanged inputs checked on the way.
 
+use rayon::prelude::*;
+
 use super::error::{Result, RunnerError};
 use super::launch::fork_and_joins;
 use super::Bench;
@@ -126,8 +128,8 @@ impl Bench<'_> {
             }
             if let Some(uploaded) = &inputs[index] {
                 let now = buffer.download()?;
-                let changed = now.iter().zip(uploaded).filter(|(a, b)| a != b).count();
-                if changed > 0 {
+                if now != *uploaded {
+                    let changed = now.iter().zip(uploaded).filter(|(a, b)| a != b).count();
                     check.problems.push(format!(
                         "input `{}` was modified by the kernel ({} bytes changed)",
                         tensor.name,
@@ -158,58 +160,43 @@ impl Check {
         want_raw: &[u8],
         tolerance: Tolerance,
     ) -> Result<()> {
-        let got = dtype.decode(got_raw);
-        let want = dtype.reference_type().decode(want_raw);
-        let sentinel = dtype.sentinel();
-        let untouched = got_raw
-            .chunks_exact(sentinel.len())
-            .map(|chunk| chunk == sentinel.as_slice());
         reference_wrote_everything(name, dtype, want_raw)?;
         let exact = dtype == DType::I32;
-        let (mut error_sq, mut want_sq) = (0.0f64, 0.0f64);
-        for (element, ((g, w), unwritten)) in got.iter().zip(&want).zip(untouched).enumerate() {
-            if !w.is_finite() {
-                return Err(RunnerError::ReferenceNotFinite {
-                    value: *w,
-                    output: name.to_string(),
-                    element,
-                });
-            }
-            self.total += 1;
-            let abs = (g - w).abs();
-            let rel = if *w == 0.0 {
-                if abs == 0.0 {
-                    0.0
-                } else {
-                    f64::INFINITY
-                }
-            } else {
-                abs / w.abs()
-            };
-            let allowed = if exact {
-                0.0
-            } else {
-                tolerance.atol + tolerance.rtol * w.abs()
-            };
-            let bad = unwritten || !g.is_finite() || abs > allowed;
-            if g.is_finite() && !unwritten {
-                self.max_abs = self.max_abs.max(abs);
-                self.max_rel = self.max_rel.max(rel);
-                error_sq += abs * abs;
-            } else {
-                self.max_abs = f64::INFINITY;
-                self.max_rel = f64::INFINITY;
-                error_sq = f64::INFINITY;
-            }
-            want_sq += w * w;
-            if bad {
-                self.mismatches += 1;
-                self.unwritten += usize::from(unwritten);
-                if self.first.is_none() {
-                    self.first = Some(format!("{name}[{element}] = {g}, expected {w}"));
-                }
-            }
+        let (got_size, want_size) = (dtype.size(), dtype.reference_type().size());
+        let elements = (got_raw.len() / got_size).min(want_raw.len() / want_size);
+        // Tens of millions of elements: compared in blocks in parallel, merged in order.
+        let tally = (0..elements.div_ceil(COMPARE_BLOCK))
+            .into_par_iter()
+            .map(|block| {
+                let start = block * COMPARE_BLOCK;
+                let end = elements.min(start + COMPARE_BLOCK);
+                Tally::of(
+                    dtype,
+                    &got_raw[start * got_size..end * got_size],
+                    &want_raw[start * want_size..end * want_size],
+                    start,
+                    tolerance,
+                )
+            })
+            .reduce(Tally::default, Tally::merge);
+        if let Some((element, value)) = tally.not_finite {
+            return Err(RunnerError::ReferenceNotFinite {
+                value,
+                output: name.to_string(),
+                element,
+            });
         }
+        self.total += tally.total;
+        self.mismatches += tally.mismatches;
+        self.unwritten += tally.unwritten;
+        self.max_abs = self.max_abs.max(tally.max_abs);
+        self.max_rel = self.max_rel.max(tally.max_rel);
+        if self.first.is_none() {
+            self.first = tally
+                .first
+                .map(|(element, g, w)| format!("{name}[{element}] = {g}, expected {w}"));
+        }
+        let (error_sq, want_sq) = (tally.error_sq, tally.want_sq);
         if exact || want_sq == 0.0 {
             // Nothing to scale by: an all-zero answer is judged element by element.
             return Ok(());
@@ -228,13 +215,117 @@ impl Check {
     }
 }
 
+/// Elements compared by one task.
+const COMPARE_BLOCK: usize = 1 << 16;
+
+/// The comparison of a run of elements, merged with its neighbours' into the whole output's.
+#[derive(Debug, Default)]
+struct Tally {
+    total: usize,
+    mismatches: usize,
+    unwritten: usize,
+    max_abs: f64,
+    max_rel: f64,
+    error_sq: f64,
+    want_sq: f64,
+    /// The first mismatch: element, got, expected.
+    first: Option<(usize, f64, f64)>,
+    /// The first element where the reference is not finite, and its value.
+    not_finite: Option<(usize, f64)>,
+}
+
+impl Tally {
+    /// Elements `offset..` of an output: `got_raw` in `dtype`, `want_raw` in its reference type.
+    fn of(
+        dtype: DType,
+        got_raw: &[u8],
+        want_raw: &[u8],
+        offset: usize,
+        tolerance: Tolerance,
+    ) -> Tally {
+        let got = dtype.decode(got_raw);
+        let want = dtype.reference_type().decode(want_raw);
+        let sentinel = dtype.sentinel();
+        let untouched = got_raw
+            .chunks_exact(sentinel.len())
+            .map(|chunk| chunk == sentinel.as_slice());
+        let exact = dtype == DType::I32;
+        let mut tally = Tally::default();
+        for (index, ((g, w), unwritten)) in got.iter().zip(&want).zip(untouched).enumerate() {
+            let element = offset + index;
+            if !w.is_finite() {
+                tally.not_finite = Some((element, *w));
+                break;
+            }
+            tally.total += 1;
+            let abs = (g - w).abs();
+            let rel = if *w == 0.0 {
+                if abs == 0.0 {
+                    0.0
+                } else {
+                    f64::INFINITY
+                }
+            } else {
+                abs / w.abs()
+            };
+            let allowed = if exact {
+                0.0
+            } else {
+                tolerance.atol + tolerance.rtol * w.abs()
+            };
+            let bad = unwritten || !g.is_finite() || abs > allowed;
+            if g.is_finite() && !unwritten {
+                tally.max_abs = tally.max_abs.max(abs);
+                tally.max_rel = tally.max_rel.max(rel);
+                tally.error_sq += abs * abs;
+            } else {
+                tally.max_abs = f64::INFINITY;
+                tally.max_rel = f64::INFINITY;
+                tally.error_sq = f64::INFINITY;
+            }
+            tally.want_sq += w * w;
+            if bad {
+                tally.mismatches += 1;
+                tally.unwritten += usize::from(unwritten);
+                if tally.first.is_none() {
+                    tally.first = Some((element, *g, *w));
+                }
+            }
+        }
+        tally
+    }
+
+    /// Both runs as one; the earlier element wins where each names one.
+    fn merge(a: Tally, b: Tally) -> Tally {
+        let earlier = |x: Option<(usize, f64, f64)>, y: Option<(usize, f64, f64)>| match (x, y) {
+            (Some(x), Some(y)) => Some(if x.0 <= y.0 { x } else { y }),
+            (x, y) => x.or(y),
+        };
+        let not_finite = match (a.not_finite, b.not_finite) {
+            (Some(x), Some(y)) => Some(if x.0 <= y.0 { x } else { y }),
+            (x, y) => x.or(y),
+        };
+        Tally {
+            total: a.total + b.total,
+            mismatches: a.mismatches + b.mismatches,
+            unwritten: a.unwritten + b.unwritten,
+            max_abs: a.max_abs.max(b.max_abs),
+            max_rel: a.max_rel.max(b.max_rel),
+            error_sq: a.error_sq + b.error_sq,
+            want_sq: a.want_sq + b.want_sq,
+            first: earlier(a.first, b.first),
+            not_finite,
+        }
+    }
+}
+
 /// The reference's buffer is poisoned too: an element it left alone is its fault, not the
 /// kernel's (for an i32 output the poison, i32::MIN, would read as a finite answer).
 fn reference_wrote_everything(name: &str, dtype: DType, want_raw: &[u8]) -> Result<()> {
     let sentinel = dtype.reference_type().sentinel();
     match want_raw
-        .chunks_exact(sentinel.len())
-        .position(|chunk| chunk == sentinel.as_slice())
+        .par_chunks_exact(sentinel.len())
+        .position_first(|chunk| chunk == sentinel.as_slice())
     {
         Some(element) => Err(RunnerError::ReferenceUnwritten {
             output: name.to_string(),
@@ -411,4 +502,54 @@ mod tests {
         assert_eq!(thousands(1_000), "1,000");
         assert_eq!(thousands(999), "999");
     }
+}
+
+#[cfg(test)]
+mod bench {
+    use super::*;
+    use std::time::Instant;
+
+    /// Host-side cost of one correctness check of the FP8 attention's `stress` shape.
+    #[test]
+    #[ignore = "a timing, not a test: cargo test --release -- --ignored host_cost --nocapture"]
+    fn host_cost() {
+        let n = 4 * 32 * 4096 * 64;
+        let resolved = crate::cuda::spec::Resolved {
+            tensors: (0..3)
+                .map(|i| crate::cuda::spec::ResolvedTensor {
+                    name: format!("t{i}"),
+                    dtype: DType::Fp8E4m3,
+                    dims: vec![n],
+                    numel: n,
+                    output: false,
+                    scratch: false,
+                    init: crate::cuda::spec::Init::default(),
+                })
+                .collect(),
+            launches: vec![],
+            reference: vec![],
+        };
+        let begun = Instant::now();
+        let drawn = super::super::inputs::draw(&resolved, 42).unwrap();
+        eprintln!(
+            "draw + encode 3 × {n}: {:.2} s",
+            begun.elapsed().as_secs_f64()
+        );
+        assert_eq!(drawn.len(), 3);
+        let got = DType::F16.encode(&vec![0.5f32; n]);
+        let want = DType::F32.encode(&vec![0.5f32; n]);
+        let begun = Instant::now();
+        let mut check = Check::default();
+        check
+            .compare_output("out", DType::F16, &got, &want, LOOSE_BENCH)
+            .unwrap();
+        eprintln!("compare {n}: {:.2} s", begun.elapsed().as_secs_f64());
+        assert!(check.passed());
+    }
+
+    const LOOSE_BENCH: Tolerance = Tolerance {
+        atol: 1e-2,
+        rtol: 1e-2,
+        rel_l2: None,
+    };
 }
