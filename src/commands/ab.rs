@@ -248,7 +248,7 @@ pub enum AbRun {
 /// until `gate.ab.max_seconds` are spent. `jobs` and `harnesses` are `[base, candidate]`.
 pub fn compare_rounds(
     jobs: [&Job; 2],
-    harnesses: [&dyn Harness; 2],
+    harnesses: [&(dyn Harness + Sync); 2],
     settings: &RunSettings,
     gate: &GateSettings,
     base_commit: &str,
@@ -264,6 +264,12 @@ pub fn compare_rounds(
     let mut log_ratios: Vec<f64> = Vec::new();
     loop {
         let round = log_ratios.len();
+        // Each round's processes (fresh ones, see `TimingOnly`) start together, and measuring
+        // waits until both are ready: one start-up per round, not two, and none under a timing.
+        std::thread::scope(|scope| {
+            scope.spawn(|| harnesses[0].prepare(std::slice::from_ref(jobs[0]), settings));
+            harnesses[1].prepare(std::slice::from_ref(jobs[1]), settings);
+        });
         let mut samples = [Vec::new(), Vec::new()];
         for side in side_order(round) {
             let at = usize::from(side == AbSide::Candidate);
@@ -389,7 +395,7 @@ pub fn settle(
             (Ok(_), None) => AbRun::BaseFailed("the base cannot be built".to_string()),
             (Ok(base_job), Some(harness)) => compare_rounds(
                 [&base_job, job],
-                [&TimingOnly(harness) as &dyn Harness, &candidate],
+                [&TimingOnly(harness) as &(dyn Harness + Sync), &candidate],
                 settings,
                 gate,
                 &base_commit,
@@ -464,27 +470,26 @@ fn describe(run: &AbRun) -> String {
 mod tests {
     use super::*;
     use crate::measure::Outcome;
-    use std::cell::Cell;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// A harness whose `n`-th process (counted per side from 0) returns `outcome(n)`.
     struct Fake<F: Fn(usize) -> Outcome> {
         outcome: F,
-        runs: Cell<usize>,
+        runs: AtomicUsize,
     }
 
     impl<F: Fn(usize) -> Outcome> Fake<F> {
         fn new(outcome: F) -> Self {
             Fake {
                 outcome,
-                runs: Cell::new(0),
+                runs: AtomicUsize::new(0),
             }
         }
     }
 
-    impl<F: Fn(usize) -> Outcome> Harness for Fake<F> {
+    impl<F: Fn(usize) -> Outcome + Sync> Harness for Fake<F> {
         fn measure(&self, _job: &Job, _settings: &RunSettings) -> Outcome {
-            let n = self.runs.get();
-            self.runs.set(n + 1);
+            let n = self.runs.fetch_add(1, Ordering::SeqCst);
             (self.outcome)(n)
         }
     }
@@ -520,7 +525,11 @@ mod tests {
         }
     }
 
-    fn run(base: &dyn Harness, candidate: &dyn Harness, gate: &GateSettings) -> AbRun {
+    fn run(
+        base: &(dyn Harness + Sync),
+        candidate: &(dyn Harness + Sync),
+        gate: &GateSettings,
+    ) -> AbRun {
         let config = config();
         let job = &crate::plan::plan(&config, &Default::default()).unwrap()[0];
         let settings = RunSettings {
@@ -551,7 +560,10 @@ mod tests {
         assert_eq!(ab.verdict, Verdict::Unchanged);
         assert!((3..=6).contains(&ab.rounds), "{}", ab.rounds);
         assert_eq!(
-            (base.runs.get(), candidate.runs.get()),
+            (
+                base.runs.load(Ordering::SeqCst),
+                candidate.runs.load(Ordering::SeqCst),
+            ),
             (ab.rounds, ab.rounds)
         );
         assert_eq!(ab.medians_us.len(), ab.rounds);

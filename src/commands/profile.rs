@@ -2,6 +2,7 @@
 //! under Nsight Compute and prints why each is as fast as it is; `gatekeeper check` runs the
 //! same gate for kernels whose gates.yaml entry has a `profile` block, after timing.
 
+use std::collections::HashMap;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
@@ -149,6 +150,48 @@ pub fn attach(
     };
     let harness = harness_for(config, jobs)?;
     let settings = run_settings(config);
+    // One ncu session per kernel for the shapes that passed the earlier gates.
+    let mut sessions: HashMap<usize, IndexMap<String, MetricValue>> = HashMap::new();
+    if let Some(Ok(profiler)) = &profiler {
+        let ready: Vec<usize> = wanted
+            .iter()
+            .copied()
+            .filter(|&i| {
+                !results[i].verdict.is_fatal()
+                    && jobs[i]
+                        .kernel
+                        .profile
+                        .as_ref()
+                        .is_some_and(|p| !p.targets.is_empty())
+            })
+            .collect();
+        for (kernel, indices) in by_kernel(jobs, &ready) {
+            let begun = std::time::Instant::now();
+            let session: Vec<&Job> = indices.iter().map(|&i| &jobs[i]).collect();
+            errln!(
+                "[gate 4] {kernel}: {} shape(s) in one ncu session",
+                session.len()
+            );
+            match profiler.profile_session(
+                &harness.workdir,
+                &harness.cuda_runner,
+                &session,
+                &metrics,
+                &settings,
+            ) {
+                Ok(profiled) => {
+                    for (i, (_, values)) in indices.into_iter().zip(profiled) {
+                        sessions.insert(i, values);
+                    }
+                }
+                Err(why) => errln!(
+                    "[gate 4] {kernel}: one session did not work ({}); a session per shape",
+                    neutralise(&why)
+                ),
+            }
+            *spent.entry(kernel.to_string()).or_default() += begun.elapsed().as_secs_f64();
+        }
+    }
     for i in wanted {
         let (job, outcome) = (&jobs[i], &outcomes[i]);
         let Some(spec) = &job.kernel.profile else {
@@ -163,6 +206,8 @@ pub fn attach(
                 (Some(Ok(profiler)), _) => {
                     if results[i].verdict.is_fatal() {
                         Err("not profiled: the shape did not pass the earlier gates".to_string())
+                    } else if let Some(values) = sessions.remove(&i) {
+                        Ok(values)
                     } else {
                         errln!("[gate 4] {}/{}: ncu", job.kernel.name, job.shape);
                         let begun = std::time::Instant::now();
@@ -203,6 +248,19 @@ fn build(
 ) -> ShapeProfile {
     let peaks = config.profile.peaks.get(&device_slug(device));
     profile::assemble(spec, job.params, peaks, resources, measured)
+}
+
+/// `indices` into `jobs`, grouped by kernel in order of first appearance.
+fn by_kernel<'j>(jobs: &'j [Job], indices: &[usize]) -> Vec<(&'j str, Vec<usize>)> {
+    let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
+    for &i in indices {
+        let name = jobs[i].kernel.name.as_str();
+        match groups.iter_mut().find(|(kernel, _)| *kernel == name) {
+            Some((_, group)) => group.push(i),
+            None => groups.push((name, vec![i])),
+        }
+    }
+    groups
 }
 
 /// `gatekeeper profile`.
@@ -255,7 +313,37 @@ fn profile_all<'j>(
     let settings: RunSettings = run_settings(config);
     let empty = KernelProfile::default();
     let mut rows = Vec::new();
+    // One ncu session per kernel; shape by shape where a session does not work.
+    let mut sessions: HashMap<usize, (Outcome, std::result::Result<_, String>)> = HashMap::new();
+    if let Ok(profiler) = profiler {
+        let all: Vec<usize> = (0..jobs.len()).collect();
+        for (kernel, indices) in by_kernel(jobs, &all) {
+            let session: Vec<&Job> = indices.iter().map(|&i| &jobs[i]).collect();
+            errln!("{kernel}: {} shape(s) in one ncu session", session.len());
+            match profiler.profile_session(
+                &harness.workdir,
+                &harness.cuda_runner,
+                &session,
+                metrics,
+                &settings,
+            ) {
+                Ok(profiled) => {
+                    for (i, (measured, values)) in indices.into_iter().zip(profiled) {
+                        sessions.insert(i, (Ok(measured), Ok(values)));
+                    }
+                }
+                Err(why) => errln!(
+                    "{kernel}: one session did not work ({}); a session per shape",
+                    neutralise(&why)
+                ),
+            }
+        }
+    }
     for (index, job) in jobs.iter().enumerate() {
+        if let Some(done) = sessions.remove(&index) {
+            rows.push(profiled_shape(config, job, &empty, done));
+            continue;
+        }
         errln!(
             "[{}/{}] {}/{}",
             index + 1,
@@ -282,28 +370,41 @@ fn profile_all<'j>(
                 (runner, Err(why.clone()))
             }
         };
-        let spec = job.kernel.profile.as_ref().unwrap_or(&empty);
-        let device = outcome.as_ref().ok().and_then(|m| m.device.clone());
-        let error = outcome.as_ref().err().map(|f| f.message.clone());
-        let profile = error.is_none().then(|| {
-            build(
-                config,
-                spec,
-                job,
-                device.as_deref(),
-                resources_of(&outcome),
-                measured,
-            )
-        });
-        rows.push(ProfiledShape {
-            kernel: &job.kernel.name,
-            shape: job.shape,
-            device,
-            error,
-            profile,
-        });
+        rows.push(profiled_shape(config, job, &empty, (outcome, measured)));
     }
     rows
+}
+
+/// One shape's row of `gatekeeper profile`, from the profiled run and its metrics.
+fn profiled_shape<'j>(
+    config: &Config,
+    job: &'j Job,
+    empty: &KernelProfile,
+    (outcome, measured): (
+        Outcome,
+        std::result::Result<IndexMap<String, MetricValue>, String>,
+    ),
+) -> ProfiledShape<'j> {
+    let spec = job.kernel.profile.as_ref().unwrap_or(empty);
+    let device = outcome.as_ref().ok().and_then(|m| m.device.clone());
+    let error = outcome.as_ref().err().map(|f| f.message.clone());
+    let profile = error.is_none().then(|| {
+        build(
+            config,
+            spec,
+            job,
+            device.as_deref(),
+            resources_of(&outcome),
+            measured,
+        )
+    });
+    ProfiledShape {
+        kernel: &job.kernel.name,
+        shape: job.shape,
+        device,
+        error,
+        profile,
+    }
 }
 
 /// The terminal's text: the table, each shape's class, errors and missed limits, and a summary

@@ -288,6 +288,10 @@ impl Harness for TimingOnly<'_> {
         self.0.retire(&job.kernel.name);
         outcome
     }
+
+    fn prepare(&self, jobs: &[Job], settings: &RunSettings) {
+        self.0.prepare(jobs, settings);
+    }
 }
 
 impl CommandHarness {
@@ -339,6 +343,41 @@ impl CommandHarness {
         }
         self.count_start(&job.kernel.name);
         Server::spawn(command, shown)
+    }
+
+    /// Every job of `jobs` (shapes of one kernel, in order) through one protocol v2 process,
+    /// which is then told to exit and waited for. Gate 4 runs the CUDA runner this way under
+    /// one profiler session, which writes its results when the process ends. Any failure fails
+    /// the whole batch: the caller can fall back to a process per shape.
+    pub fn serve_all(
+        &self,
+        jobs: &[Job],
+        settings: &RunSettings,
+    ) -> Result<Vec<Measurement>, Failure> {
+        let Some(first) = jobs.first() else {
+            return Ok(Vec::new());
+        };
+        self.set_up(first, settings)?;
+        let mut starting = self.spawn(first, settings)?;
+        if self.launch_only {
+            starting = starting.behind_profiler();
+        }
+        let mut server = starting.ready(timeout_of(first))?;
+        let mut measured = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let (line, stderr_tail) = server.request(job, settings, false, timeout_of(job))?;
+            let fail = |message: String| Failure {
+                message: format!("{}: {message}", job.shape),
+                stderr_tail: stderr_tail.clone(),
+            };
+            let report = parse_report(&line, self.launch_only).map_err(fail)?;
+            if let Some(error) = report.error {
+                return Err(fail(error));
+            }
+            measured.push(measurement(report, stderr_tail));
+        }
+        server.finish(timeout_of(first))?;
+        Ok(measured)
     }
 
     /// One job through the kernel's v2 harness, started now if none is serving.

@@ -46,6 +46,8 @@ pub struct Server {
     /// Seconds from start to ready, and the part the ready line says went to compiling.
     pub startup_s: f64,
     pub compile_s: Option<f64>,
+    /// Behind a profiler: its `==PROF==`-style lines on stdout are not protocol lines.
+    pub profiler_chatter: bool,
 }
 
 /// A v2 harness started but not yet ready (so several can start at once).
@@ -93,6 +95,7 @@ impl Server {
                 key: None,
                 startup_s: 0.0,
                 compile_s: None,
+                profiler_chatter: false,
             },
             started: Instant::now(),
         })
@@ -131,6 +134,33 @@ impl Server {
         Ok((line, tail_lines(&self.stderr.text())))
     }
 
+    /// Closes stdin and waits up to `timeout` for the process to exit, successfully: for a
+    /// harness behind a profiler, which writes its results when the process ends.
+    pub fn finish(mut self, timeout: Duration) -> Result<(), Failure> {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) if status.success() => return Ok(()),
+                Ok(Some(status)) => {
+                    let _ = self.stderr_closed.recv_timeout(EXIT_GRACE);
+                    return Err(self.failure(format!("`{}` failed: {status}", self.program)));
+                }
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                _ => {
+                    kill_group(self.child.id());
+                    let waited = timeout.as_secs();
+                    return Err(self.failure(format!(
+                        "`{}` did not exit within {waited} s of its last request and was killed",
+                        self.program
+                    )));
+                }
+            }
+        }
+    }
+
     /// The next non-empty stdout line before `deadline`, or why there is none.
     fn next_line(
         &mut self,
@@ -142,6 +172,7 @@ impl Server {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok(line) if line.trim().is_empty() => continue,
+                Ok(line) if self.profiler_chatter && line.starts_with("==") => continue,
                 Ok(line) => return Ok(line),
                 Err(RecvTimeoutError::Timeout) => {
                     kill_group(self.child.id());
@@ -188,6 +219,12 @@ impl Server {
 }
 
 impl Starting {
+    /// Marks a harness that runs behind a profiler (see [`Server::profiler_chatter`]).
+    pub fn behind_profiler(mut self) -> Starting {
+        self.server.profiler_chatter = true;
+        self
+    }
+
     /// Waits until the harness says it is ready, at most `timeout` after it was started.
     pub fn ready(mut self, timeout: Duration) -> Result<Server, Failure> {
         let server = &mut self.server;

@@ -12,8 +12,11 @@ use indexmap::IndexMap;
 use super::MetricValue;
 use crate::ab::AbSide;
 use crate::cuda::{runner::PROFILE_ENV, tools};
-use crate::measure::{CommandHarness, Harness, Outcome, RunSettings};
+use crate::measure::{CommandHarness, Harness, Measurement, Outcome, RunSettings};
 use crate::plan::Job;
+
+/// One shape of a profiler session: the runner's report and the metrics of its launches.
+pub type Profiled = (Measurement, IndexMap<String, MetricValue>);
 
 /// The column every profiled row has; durations weight the averages of several launches.
 const DURATION: &str = "gpu__time_duration.sum";
@@ -85,31 +88,15 @@ impl Profiler {
                 );
             }
         };
-        let names: Vec<&str> = metrics.iter().map(|(_, m)| m.as_str()).collect();
-        let mut argv = vec![
-            self.ncu.display().to_string(),
-            // Clocks as the timing gate sees them, not locked to base.
-            "--clock-control".to_string(),
-            "none".to_string(),
-            "--csv".to_string(),
-            "--page".to_string(),
-            "raw".to_string(),
-            "--metrics".to_string(),
-            names.join(","),
-            "--log-file".to_string(),
-            log.path().display().to_string(),
-            "--target-processes".to_string(),
-            "all".to_string(),
-        ];
-        argv.extend(runner.iter().cloned());
+        let argv = self.argv(metrics, log.path(), runner);
         let outcome = bare_runner(workdir, &argv, job, settings);
         let text = std::fs::read_to_string(log.path()).unwrap_or_default();
         let stderr = match &outcome {
             Ok(m) => m.stderr_tail.as_str(),
             Err(f) => f.stderr_tail.as_str(),
         };
-        let values = if text.contains("ERR_NVGPUCTRPERM") || stderr.contains("ERR_NVGPUCTRPERM") {
-            Err("no permission to read the GPU's performance counters (ERR_NVGPUCTRPERM): run as root, or load the driver with NVreg_RestrictProfilingToAdminUsers=0".to_string())
+        let values = if text.contains(NO_PERMISSION) || stderr.contains(NO_PERMISSION) {
+            Err(no_permission())
         } else if let Err(failure) = &outcome {
             Err(format!("the profiled run failed: {}", failure.message))
         } else {
@@ -128,6 +115,125 @@ impl Profiler {
         };
         (outcome, values)
     }
+}
+
+impl Profiler {
+    /// `ncu` collecting `metrics` into `log`, in front of `runner`.
+    fn argv(&self, metrics: &[(String, String)], log: &Path, runner: &[String]) -> Vec<String> {
+        let names: Vec<&str> = metrics.iter().map(|(_, m)| m.as_str()).collect();
+        let mut argv = vec![
+            self.ncu.display().to_string(),
+            // Clocks as the timing gate sees them, not locked to base.
+            "--clock-control".to_string(),
+            "none".to_string(),
+            "--csv".to_string(),
+            "--page".to_string(),
+            "raw".to_string(),
+            "--metrics".to_string(),
+            names.join(","),
+            "--log-file".to_string(),
+            log.display().to_string(),
+            "--target-processes".to_string(),
+            "all".to_string(),
+        ];
+        argv.extend(runner.iter().cloned());
+        argv
+    }
+
+    /// Every one of `jobs` (shapes of one kernel) in one `ncu` session: one profiler start-up
+    /// and one runner (context, module) for all of them, where a session per shape costs
+    /// ~3.5 s each on an H100 whatever the shape. The runner names the entry points it
+    /// launched for each shape; ncu's rows, in launch order, must match them one for one, or
+    /// the session is not used (the error says why, and the caller profiles shape by shape).
+    pub fn profile_session(
+        &self,
+        workdir: &Path,
+        runner: &[String],
+        jobs: &[&Job],
+        metrics: &[(String, String)],
+        settings: &RunSettings,
+    ) -> Result<Vec<Profiled>, String> {
+        let Some(first) = jobs.first() else {
+            return Ok(Vec::new());
+        };
+        let log = tempfile::Builder::new()
+            .prefix("gatekeeper-ncu")
+            .suffix(".csv")
+            .tempfile()
+            .map_err(|err| format!("cannot create a file for ncu's output: {err}"))?;
+        let argv = self.argv(metrics, log.path(), runner);
+        let mut kernel = first.kernel.clone();
+        kernel.env.insert(PROFILE_ENV.to_string(), "1".to_string());
+        let session: Vec<Job> = jobs
+            .iter()
+            .map(|job| Job {
+                kernel: &kernel,
+                ..**job
+            })
+            .collect();
+        let mut harness = CommandHarness::new(workdir.to_path_buf(), argv, AbSide::Candidate);
+        harness.launch_only = true;
+        let served = harness.serve_all(&session, settings);
+        let text = std::fs::read_to_string(log.path()).unwrap_or_default();
+        if text.contains(NO_PERMISSION) {
+            return Err(no_permission());
+        }
+        let measured = served.map_err(|failure| failure.message)?;
+        let mut rows = parse_csv(&text)?;
+        rows.sort_by(|a, b| {
+            let id = |row: &Row| row.get("ID").and_then(|(_, id)| parse_number(id));
+            id(a)
+                .partial_cmp(&id(b))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        split_rows(measured, &rows, metrics)
+    }
+}
+
+/// Each shape's rows of one session, by the entry points its runner says it launched, in order.
+fn split_rows(
+    measured: Vec<Measurement>,
+    rows: &[Row],
+    metrics: &[(String, String)],
+) -> Result<Vec<Profiled>, String> {
+    let mut at = 0;
+    let mut out = Vec::with_capacity(measured.len());
+    for measurement in measured {
+        let launched: Vec<String> = measurement
+            .details
+            .as_ref()
+            .and_then(|d| d.extra.get("launched"))
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .ok_or("the runner did not say what it launched")?;
+        let mine = rows
+            .get(at..at + launched.len())
+            .ok_or("ncu profiled fewer launches than the runner made")?;
+        for (k, (row, entry)) in mine.iter().zip(&launched).enumerate() {
+            let name = row.get("Kernel Name").map(|(_, name)| name.as_str());
+            if name != Some(entry.as_str()) {
+                return Err(format!(
+                    "ncu's launch {} is {:?}, the runner launched {entry:?}",
+                    at + k + 1,
+                    name.unwrap_or("")
+                ));
+            }
+        }
+        at += launched.len();
+        out.push((measurement, aggregate(mine, metrics)));
+    }
+    if at != rows.len() {
+        return Err(format!(
+            "ncu profiled {} launches, the runner made {at}",
+            rows.len()
+        ));
+    }
+    Ok(out)
+}
+
+const NO_PERMISSION: &str = "ERR_NVGPUCTRPERM";
+
+fn no_permission() -> String {
+    "no permission to read the GPU's performance counters (ERR_NVGPUCTRPERM): run as root, or load the driver with NVreg_RestrictProfilingToAdminUsers=0".to_string()
 }
 
 /// Runs `runner` (the CUDA runner's argv, perhaps behind a profiler) in profile mode: one
@@ -284,6 +390,69 @@ mod tests {
         list.iter()
             .map(|(a, m)| (a.to_string(), m.to_string()))
             .collect()
+    }
+
+    fn launched(entries: &[&str]) -> Measurement {
+        let mut details = crate::measure::Details::default();
+        details
+            .extra
+            .insert("launched".to_string(), serde_json::json!(entries));
+        Measurement {
+            samples_us: Vec::new(),
+            correct: None,
+            max_abs_err: None,
+            max_rel_err: None,
+            rel_l2_err: None,
+            device: None,
+            message: None,
+            details: Some(details),
+            stderr_tail: String::new(),
+        }
+    }
+
+    fn row(id: u32, kernel: &str, duration_ns: &str) -> Row {
+        [
+            ("ID", ("", id.to_string())),
+            ("Kernel Name", ("", kernel.to_string())),
+            (DURATION, ("ns", duration_ns.to_string())),
+        ]
+        .into_iter()
+        .map(|(k, (u, v))| (k.to_string(), (u.to_string(), v)))
+        .collect()
+    }
+
+    #[test]
+    fn a_session_splits_into_shapes_by_what_each_launched() {
+        let metrics = names(&[("time", DURATION)]);
+        let rows = [
+            row(0, "a", "100"),
+            row(1, "a", "200"),
+            row(2, "b", "50"),
+            row(3, "a", "400"),
+        ];
+        let measured = vec![launched(&["a"]), launched(&["a", "b"]), launched(&["a"])];
+        let split = split_rows(measured, &rows, &metrics).unwrap();
+        let times: Vec<f64> = split.iter().map(|(_, v)| v["time"].value).collect();
+        assert_eq!(times, [100.0, 250.0, 400.0]);
+
+        // Anything that does not line up is refused, never guessed.
+        let fewer = vec![launched(&["a"]), launched(&["a", "b"])];
+        assert!(split_rows(fewer, &rows, &metrics)
+            .unwrap_err()
+            .contains("ncu profiled 4 launches, the runner made 3"));
+        let more = vec![launched(&["a", "a", "b", "a", "a"])];
+        assert!(split_rows(more, &rows, &metrics)
+            .unwrap_err()
+            .contains("fewer launches"));
+        let other = vec![launched(&["a", "b"]), launched(&["b", "a"])];
+        assert!(split_rows(other, &rows, &metrics)
+            .unwrap_err()
+            .contains("launch 2 is \"a\""));
+        let silent = vec![Measurement {
+            details: None,
+            ..launched(&[])
+        }];
+        assert!(split_rows(silent, &rows, &metrics).is_err());
     }
 
     #[test]

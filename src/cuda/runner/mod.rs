@@ -1,9 +1,10 @@
 //! The CUDA runner: gates 1–3 (compile → correctness → timing) for one `cuda:` kernel.
 //! gatekeeper runs it as a child of itself, so an illegal address, a hang or a crash costs one
-//! shape, not the run. It speaks the command-harness protocol: v2 for checks (one process per
-//! kernel: one context, one compile and module load, then a request per shape; after a fault
-//! it answers and exits, and the next shape gets a fresh process), v1 under a profiler (one
-//! shape, from the environment, one report line).
+//! shape, not the run. It speaks the command-harness protocol: v2 (one process per kernel: one
+//! context, one compile and module load, then a request per shape; after a fault it answers
+//! and exits, and the next shape gets a fresh process), or v1 (one shape, from the
+//! environment, one report line). Under a profiler (`GATEKEEPER_PROFILE=1`) each shape is
+//! launched once instead of checked and timed.
 //!
 //! [`kernels`] compiles and loads (gate 1), [`inputs`] owns the buffers and draws the inputs,
 //! [`verify`] judges the output (gate 2), [`timing`] takes the samples (gate 3) and [`host`]
@@ -134,6 +135,12 @@ fn run_shape(
     let details = describe(gpu, job, spec, &kernels);
     if job.profile {
         bench.launch_once(job.seed)?;
+        let mut details = details;
+        // What the profiler saw, in order: lets one profiler session cover several shapes.
+        let launched: Vec<&str> = resolved.launches.iter().map(|l| l.entry.as_str()).collect();
+        details
+            .extra
+            .insert("launched".to_string(), json!(launched));
         return Ok(json!({ "device": gpu.info.name, "details": details }));
     }
     check_and_time(&bench, spec, job, &kernels, details, clock_before)

@@ -118,7 +118,7 @@ fn answer(served: &Result<Served>, line: &str) -> (Value, bool) {
         warmup: request.warmup,
         samples: request.samples,
         seed: request.seed,
-        profile: false,
+        profile: std::env::var(super::PROFILE_ENV).is_ok_and(|v| v == "1"),
         timing_only: request.timing_only,
     };
     let Some(spec) = served.spec() else {
