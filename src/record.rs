@@ -40,46 +40,7 @@ impl PassFail {
     }
 }
 
-/// Where one kernel's wall time went in a run, in seconds. The parts overlap where work
-/// overlaps: persistent harnesses start together, so their start-ups add up to more than the
-/// wall time they cost.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct KernelTime {
-    /// Harness processes started: setup steps, v1 runs, v2 servers, the base build's too.
-    pub processes: usize,
-    /// Persistent (v2) harnesses from start to ready: imports, the CUDA context, and for the
-    /// CUDA runner the compile, which `compile_s` counts on its own.
-    pub startup_s: f64,
-    pub compile_s: f64,
-    /// Measuring the shapes: every request or v1 process, start to answer.
-    pub measuring_s: f64,
-    /// Within it, as the harness reported: checking outputs (gate 2) and taking samples (gate 3).
-    pub correctness_s: f64,
-    pub timing_s: f64,
-    /// Gate 4, under the profiler.
-    pub profiling_s: f64,
-    /// The rounds beside the base build.
-    pub ab_s: f64,
-}
-
-impl KernelTime {
-    /// Wall seconds the kernel cost: start-up, measuring, profiling and A/B.
-    pub fn total_s(&self) -> f64 {
-        self.startup_s + self.measuring_s + self.profiling_s + self.ab_s
-    }
-
-    /// Adds `other`'s seconds and processes to these.
-    pub fn add(&mut self, other: &KernelTime) {
-        self.processes += other.processes;
-        self.startup_s += other.startup_s;
-        self.compile_s += other.compile_s;
-        self.measuring_s += other.measuring_s;
-        self.correctness_s += other.correctness_s;
-        self.timing_s += other.timing_s;
-        self.profiling_s += other.profiling_s;
-        self.ab_s += other.ab_s;
-    }
-}
+pub use crate::measure::KernelTime;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {

@@ -15,10 +15,9 @@ use serde::Deserialize;
 use wait_timeout::ChildExt;
 
 use super::serve::{Server, Starting};
-use super::{Details, Failure, Harness, Measurement, Outcome, RunSettings};
+use super::{Details, Failure, Harness, KernelTime, Measurement, Outcome, RunSettings};
 use crate::ab::AbSide;
 use crate::plan::Job;
-use crate::record::KernelTime;
 use std::collections::HashMap;
 
 /// How much of each output stream is kept: the protocol only needs the end of stdout, and
