@@ -444,7 +444,8 @@ __device__ void sdpa_fp8(const uint8_t* __restrict__ q, const uint8_t* __restric
 // core matrix is 8 keys x 8 halves of D, at (key / 8) * 2048 + (d / 8) * 128 + (key % 8) * 16.
 // K tiles arrive by cp.async into two buffers (the next tile loads while this one computes);
 // V's E4M3 bytes are prefetched into registers and widened after the tile barrier.
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+// -DSDPA_FORCE_MMA builds the mma.sync kernel on sm_90a too (a variant for `gatekeeper rank`).
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL) && !defined(SDPA_FORCE_MMA)
 #define SDPA_HAS_WGMMA 1
 // S(64 x 64, f32) (+)= A(64 x 32, E4M3, shared) * B(64 keys x 32, E4M3, shared)^T.
 __device__ __forceinline__ void wgmma_qk(float d[32], uint64_t desc_a, uint64_t desc_b, int accumulate) {
@@ -714,9 +715,20 @@ SDPA_WGMMA_ENTRY(sdpa_fp8_stage_c_d64_c1, 64, 1)
 SDPA_WGMMA_ENTRY(sdpa_fp8_stage_c_d128_c0, 128, 0)
 SDPA_WGMMA_ENTRY(sdpa_fp8_stage_c_d128_c1, 128, 1)
 #else
-SDPA_ENTRY(sdpa_fp8_stage_c_d64_c0, 64, 0, 4, 2, 64, false)
-SDPA_ENTRY(sdpa_fp8_stage_c_d64_c1, 64, 1, 4, 2, 64, false)
-SDPA_ENTRY(sdpa_fp8_stage_c_d128_c0, 128, 0, 4, 2, 32, true)
-SDPA_ENTRY(sdpa_fp8_stage_c_d128_c1, 128, 1, 4, 2, 32, true)
+// The mma.sync kernel's levers per head dim, as "W, MT, BC, QS" (warps, m-tiles per warp, keys
+// per tile, Q in shared memory): the measured best by default, another in a gates.yaml variant
+// (-DSDPA_D64_MMA=8,1,64,false). The launch must match: 32 * W threads, S / (16 * MT * W) CTAs
+// along x, 2 * BC * (D + 8) * 2 bytes of shared memory, plus 16 * MT * W * (D + 8) * 2 with QS.
+#ifndef SDPA_D64_MMA
+#define SDPA_D64_MMA 4, 2, 64, false
+#endif
+#ifndef SDPA_D128_MMA
+#define SDPA_D128_MMA 4, 2, 32, true
+#endif
+#define SDPA_ENTRY_OF(...) SDPA_ENTRY(__VA_ARGS__)
+SDPA_ENTRY_OF(sdpa_fp8_stage_c_d64_c0, 64, 0, SDPA_D64_MMA)
+SDPA_ENTRY_OF(sdpa_fp8_stage_c_d64_c1, 64, 1, SDPA_D64_MMA)
+SDPA_ENTRY_OF(sdpa_fp8_stage_c_d128_c0, 128, 0, SDPA_D128_MMA)
+SDPA_ENTRY_OF(sdpa_fp8_stage_c_d128_c1, 128, 1, SDPA_D128_MMA)
 #endif
 

@@ -308,7 +308,7 @@ fn mean_and_spread(values: &[f64]) -> (f64, f64) {
 }
 
 /// The `1 - alpha/2` quantile of Student's t with `rounds - 1` degrees of freedom.
-fn t_quantile(alpha: f64, rounds: usize) -> f64 {
+pub fn t_quantile(alpha: f64, rounds: usize) -> f64 {
     let df = rounds.saturating_sub(1).max(1) as f64;
     match StudentsT::new(0.0, 1.0, df) {
         Ok(student) => student.inverse_cdf(1.0 - alpha / 2.0),

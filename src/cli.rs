@@ -65,6 +65,20 @@ pub enum Command {
     ))]
     Profile(ProfileArgs),
 
+    /// Rank a kernel's candidates (its gates.yaml variants, CUDA source files, the stored
+    /// elite) against it: compile and correctness on every shape, then timing in rounds
+    /// interleaved with the incumbent, racing out candidates that cannot reach the Top-K; the
+    /// geometric-mean speedup with its interval, and the elite.
+    #[command(after_help = concat!(
+        "Examples:\n",
+        "  gatekeeper rank --kernels attention\n",
+        "  gatekeeper rank --kernels attention --candidates 'gen/*.cu' --top 3 --json rank.json\n",
+        "  gatekeeper rank --kernels attention --population population/h100.json\n\n",
+        "Exit codes:\n  0  at least one candidate was ranked\n  1  every candidate failed\n",
+        "  2  usage, configuration or environment error (the incumbent itself failing included)"
+    ))]
+    Rank(RankArgs),
+
     /// Manage the stored baselines.
     #[command(subcommand)]
     Baseline(BaselineCommand),
@@ -232,6 +246,64 @@ pub struct CheckArgs {
 
     #[command(flatten)]
     pub reports: ReportArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RankArgs {
+    /// The kernel whose candidates are ranked (its gates.yaml definition is the incumbent).
+    #[arg(long, value_name = "NAME")]
+    pub kernels: String,
+
+    /// Only these of its variants (comma-separated; default: all, unless --candidates).
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    pub variants: Option<Vec<String>>,
+
+    /// CUDA source files, each a candidate with the incumbent's launches (globs relative to
+    /// the folder of gates.yaml; repeatable).
+    #[arg(long, value_name = "GLOB")]
+    pub candidates: Vec<String>,
+
+    /// Only these shapes (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    pub shapes: Option<Vec<String>>,
+
+    /// How many make the elite.
+    #[arg(long, default_value_t = 3, value_name = "K")]
+    pub top: usize,
+
+    /// Rounds at most (default: gate.ab.max_rounds).
+    #[arg(long, value_name = "N")]
+    pub max_rounds: Option<usize>,
+
+    /// A JSON file of the elite so far (per device): its members compete again, and the new
+    /// elite is written back.
+    #[arg(long, value_name = "PATH")]
+    pub population: Option<PathBuf>,
+
+    /// Write the ranking as JSON here (for a generator: elite, discarded, failed).
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+
+    /// Write the ranking as a markdown table here.
+    #[arg(long, value_name = "PATH")]
+    pub markdown: Option<PathBuf>,
+}
+
+impl RankArgs {
+    pub fn into_options(self, config: PathBuf) -> gatekeeper::commands::rank::RankOptions {
+        gatekeeper::commands::rank::RankOptions {
+            config,
+            kernel: self.kernels,
+            variants: self.variants,
+            candidates: self.candidates,
+            shapes: self.shapes,
+            top: self.top,
+            population: self.population,
+            json: self.json,
+            markdown: self.markdown,
+            max_rounds: self.max_rounds,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -286,6 +286,124 @@ pub struct KernelSpec {
     /// Gate 4: static resources of the compiled kernel and Nsight Compute targets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<KernelProfile>,
+    /// Named alternatives to this kernel (the incumbent), each its definition with some parts
+    /// replaced: what `gatekeeper rank` compares.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<Variant>,
+}
+
+/// One alternative to a kernel: the kernel's own definition with the parts given here replaced.
+/// `source`, `options` and `launches` apply to `cuda:` kernels, `command` to command kernels;
+/// `env` is added to the kernel's for both.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Variant {
+    #[schemars(regex(pattern = NAME_PATTERN))]
+    pub name: String,
+    /// Another CUDA source file, relative to the folder of gates.yaml.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// NVRTC options in place of the kernel's, e.g. `["-DTILE_N=64"]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<Vec<String>>,
+    /// Launches in place of the kernel's (another grid, block or shared memory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launches: Option<Vec<crate::spec::cuda::LaunchSpec>>,
+    /// A command harness's argv in place of the kernel's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub command: Option<Vec<String>>,
+    /// Environment variables added to (or replacing) the kernel's.
+    #[serde(
+        default,
+        skip_serializing_if = "IndexMap::is_empty",
+        deserialize_with = "unique::keys"
+    )]
+    #[schemars(extend(
+        "propertyNames" = {"pattern": IDENTIFIER_PATTERN},
+        "additionalProperties" = {"type": ["string", "number", "boolean"]}
+    ))]
+    pub env: IndexMap<String, String>,
+}
+
+impl KernelSpec {
+    /// This kernel as `variant` defines it: named `kernel@variant`, without variants of its own.
+    pub fn with_variant(&self, variant: &Variant) -> KernelSpec {
+        let mut spec = self.clone();
+        spec.name = format!("{}@{}", self.name, variant.name);
+        spec.variants = Vec::new();
+        if let Some(cuda) = &mut spec.cuda {
+            if let Some(source) = &variant.source {
+                cuda.source = source.clone();
+            }
+            if let Some(options) = &variant.options {
+                cuda.options = options.clone();
+            }
+            if let Some(launches) = &variant.launches {
+                cuda.launches = launches.clone();
+            }
+        }
+        if let Some(command) = &variant.command {
+            spec.command = Some(command.clone());
+        }
+        spec.env
+            .extend(variant.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        spec
+    }
+
+    /// The problems of each variant: a name, fields that fit the kernel's kind, and a
+    /// definition that is valid once applied.
+    fn variant_problems(&self, runs_on: &[(&str, &Params)]) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        for (index, variant) in self.variants.iter().enumerate() {
+            let key = |field: &str| format!("variants[{index}]{field}");
+            if let Err(why) = check_name(&variant.name) {
+                problems.push((
+                    key(".name"),
+                    format!("bad variant name {:?}: {why}", variant.name),
+                ));
+            } else if self.variants[..index]
+                .iter()
+                .any(|v| v.name == variant.name)
+            {
+                problems.push((
+                    key(".name"),
+                    format!("duplicate variant name {:?}", variant.name),
+                ));
+            }
+            let cuda_only = [
+                ("source", variant.source.is_some()),
+                ("options", variant.options.is_some()),
+                ("launches", variant.launches.is_some()),
+            ];
+            match &self.cuda {
+                Some(_) if variant.command.is_some() => problems.push((
+                    key(".command"),
+                    "applies to command kernels; this kernel is `cuda:`".to_string(),
+                )),
+                None => {
+                    for (field, given) in cuda_only {
+                        if given {
+                            problems.push((
+                                key(&format!(".{field}")),
+                                "applies to `cuda:` kernels; this kernel is a command".to_string(),
+                            ));
+                        }
+                    }
+                }
+                Some(_) => {}
+            }
+            for name in variant.env.keys().filter(|name| !is_identifier(name)) {
+                problems.push((
+                    key(&format!(".env.{name}")),
+                    "environment variable names are letters, digits and _".to_string(),
+                ));
+            }
+            let applied = self.with_variant(variant);
+            problems.extend(nested(&key(""), applied.harness_problems(runs_on)));
+        }
+        problems
+    }
 }
 
 mod defaults {
@@ -458,6 +576,18 @@ impl Config {
 
     pub fn kernel(&self, name: &str) -> Option<&KernelSpec> {
         self.kernels.iter().find(|kernel| kernel.name == name)
+    }
+
+    /// A kernel by name, or one of its variants as `kernel@variant`.
+    pub fn kernel_or_variant(&self, name: &str) -> Option<KernelSpec> {
+        match name.split_once('@') {
+            None => self.kernel(name).cloned(),
+            Some((kernel, variant)) => {
+                let kernel = self.kernel(kernel)?;
+                let variant = kernel.variants.iter().find(|v| v.name == variant)?;
+                Some(kernel.with_variant(variant))
+            }
+        }
     }
 
     /// Where baselines live in the working tree.
@@ -723,6 +853,7 @@ impl KernelSpec {
             let found = profile.problems(self.cuda.is_some(), &runs_on, &raw.profile);
             problems.extend(nested("profile", found));
         }
+        problems.extend(self.variant_problems(&runs_on));
         problems
     }
 

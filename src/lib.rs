@@ -6,7 +6,8 @@
 //! [`shape`] and [`spec`] hold the vocabulary they share (a shape's parameters, the `cuda:` and
 //! `profile:` blocks of a kernel); `tests/module_graph.rs` keeps the modules free of cycles.
 //! [`ab`] holds the statistics of a same-runner A/B comparison (rounds of base and candidate
-//! processes, a sequential t-interval on their log-ratios).
+//! processes, a sequential t-interval on their log-ratios), [`rank`] those of ranking
+//! candidates against an incumbent (geometric-mean speedups, racing, the elite).
 
 pub mod ab;
 pub mod atomic;
@@ -23,6 +24,7 @@ pub mod measure;
 pub mod output;
 pub mod plan;
 pub mod profile;
+pub mod rank;
 pub mod record;
 pub mod report;
 pub mod shape;

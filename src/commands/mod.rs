@@ -6,6 +6,7 @@ pub mod check;
 pub mod doctor;
 pub mod offline;
 pub mod profile;
+pub mod rank;
 pub mod refresh;
 
 use std::io::IsTerminal;

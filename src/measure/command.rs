@@ -308,6 +308,13 @@ impl CommandHarness {
         }
     }
 
+    /// Times `job` without checking it (its kernel passed gate 2 already), through the
+    /// kernel's serving process if one runs: several shapes can share a process, and
+    /// [`CommandHarness::retire`] ends it.
+    pub fn time_only(&self, job: &Job, settings: &RunSettings) -> Outcome {
+        self.run(job, settings, true)
+    }
+
     /// Stops the server of `kernel`, if one is running: its kernel is done, and an idle
     /// process should not keep GPU memory a later kernel may need. A later request for the
     /// kernel starts a fresh one.

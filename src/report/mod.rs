@@ -9,6 +9,7 @@ mod terminal;
 
 pub use json::Json;
 pub use junit::JUnit;
+pub(crate) use markdown::escape_inline;
 pub use markdown::{Markdown, MARKDOWN_BUDGET};
 pub use profile::{profile_markdown, profile_table, ProfileRow};
 pub use terminal::Terminal;

@@ -29,7 +29,7 @@ use self::inputs::Buffers;
 use self::kernels::{Kernels, Program};
 use self::launch::{fork_and_joins, Op};
 use self::verify::Check;
-use crate::config::Config;
+use crate::config::{Config, KernelSpec};
 use crate::cuda::driver::{Buffer, Gpu, Stream};
 use crate::cuda::spec::{self, CudaSpec, L2Mode, Resolved, Tolerance};
 use crate::measure::Details;
@@ -98,7 +98,11 @@ struct Bench<'a> {
 fn run(config_path: &Path) -> Result<Value> {
     let config = Config::load(config_path)?;
     let job = job_from_env()?;
-    let spec = cuda_spec(&config, config_path, &job.kernel)?;
+    let kernel = kernel_spec(&config, config_path, &job.kernel)?;
+    let spec = kernel
+        .cuda
+        .as_ref()
+        .ok_or_else(|| RunnerError::NotCuda(job.kernel.clone()))?;
     let gpu = Gpu::open()?;
     // Gate 1: compile.
     let program = Program::build(&config.root, spec, &gpu)?;
@@ -146,18 +150,28 @@ fn run_shape(
     check_and_time(&bench, spec, job, &kernels, details, clock_before)
 }
 
-/// The `cuda` block of `kernel` in gates.yaml.
-fn cuda_spec<'c>(config: &'c Config, config_path: &Path, kernel: &str) -> Result<&'c CudaSpec> {
-    config
-        .kernel(kernel)
-        .ok_or_else(|| RunnerError::NoKernel {
-            kernel: kernel.to_string(),
-            config: config_path.to_path_buf(),
-        })?
-        .cuda
-        .as_ref()
-        .ok_or_else(|| RunnerError::NotCuda(kernel.to_string()))
+/// The definition of `kernel`: from `GATEKEEPER_KERNEL_SPEC` when gatekeeper passes one (a
+/// candidate of `gatekeeper rank` that gates.yaml does not name), else from gates.yaml, where
+/// `kernel@variant` names one of a kernel's variants.
+fn kernel_spec(config: &Config, config_path: &Path, kernel: &str) -> Result<KernelSpec> {
+    let spec = match std::env::var(KERNEL_SPEC_ENV) {
+        Ok(json) => serde_json::from_str::<KernelSpec>(&json)
+            .ok()
+            .filter(|spec| spec.name == kernel),
+        Err(_) => config.kernel_or_variant(kernel),
+    };
+    let spec = spec.ok_or_else(|| RunnerError::NoKernel {
+        kernel: kernel.to_string(),
+        config: config_path.to_path_buf(),
+    })?;
+    if spec.cuda.is_none() {
+        return Err(RunnerError::NotCuda(kernel.to_string()));
+    }
+    Ok(spec)
 }
+
+/// Set by `gatekeeper rank` for a candidate: its whole definition, as JSON.
+pub const KERNEL_SPEC_ENV: &str = "GATEKEEPER_KERNEL_SPEC";
 
 /// The `cuda` block resolved for `shape`.
 fn resolve(config: &Config, spec: &CudaSpec, shape: &str) -> Result<Resolved> {

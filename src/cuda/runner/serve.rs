@@ -15,8 +15,8 @@ use sha2::{Digest, Sha256};
 
 use super::error::{Result, RunnerError};
 use super::kernels::Program;
-use super::{cuda_spec, resolve, run_shape, Job};
-use crate::config::Config;
+use super::{kernel_spec, resolve, run_shape, Job};
+use crate::config::{Config, KernelSpec};
 use crate::cuda::driver::Gpu;
 use crate::cuda::spec::CudaSpec;
 
@@ -35,7 +35,7 @@ struct Request {
 /// Everything shared by the shapes of the kernel this process serves.
 struct Served {
     config: Config,
-    kernel: String,
+    kernel: KernelSpec,
     gpu: Gpu,
     program: Program,
     /// Seconds spent compiling and loading the kernel.
@@ -80,9 +80,13 @@ fn say(out: &mut impl Write, value: &Value) -> std::io::Result<()> {
 
 fn set_up(config_path: &Path) -> Result<Served> {
     let config = Config::load(config_path)?;
-    let kernel = std::env::var("GATEKEEPER_KERNEL")
+    let name = std::env::var("GATEKEEPER_KERNEL")
         .map_err(|_| RunnerError::MissingVariable("GATEKEEPER_KERNEL"))?;
-    let spec = cuda_spec(&config, config_path, &kernel)?;
+    let kernel = kernel_spec(&config, config_path, &name)?;
+    let spec = kernel
+        .cuda
+        .as_ref()
+        .ok_or_else(|| RunnerError::NotCuda(name.clone()))?;
     let gpu = Gpu::open()?;
     let begun = std::time::Instant::now();
     let program = Program::build(&config.root, spec, &gpu)?;
@@ -105,10 +109,10 @@ fn answer(served: &Result<Served>, line: &str) -> (Value, bool) {
         Ok(request) => request,
         Err(err) => return (json!({ "error": format!("bad request line: {err}") }), true),
     };
-    if request.kernel != served.kernel {
+    if request.kernel != served.kernel.name {
         let error = format!(
             "this runner serves kernel {:?}, not {:?}",
-            served.kernel, request.kernel
+            served.kernel.name, request.kernel
         );
         return (json!({ "error": error }), true);
     }
@@ -137,7 +141,7 @@ fn answer(served: &Result<Served>, line: &str) -> (Value, bool) {
 
 impl Served {
     fn spec(&self) -> Option<&CudaSpec> {
-        self.config.kernel(&self.kernel)?.cuda.as_ref()
+        self.kernel.cuda.as_ref()
     }
 }
 
@@ -165,7 +169,7 @@ fn touched_the_gpu(err: &RunnerError) -> bool {
 /// the same key in the baseline reuses it instead of measuring. `None` when a shape does not
 /// resolve: such a kernel is measured, and fails there with the reason.
 fn key(served: &Served) -> Option<String> {
-    let kernel = served.config.kernel(&served.kernel)?;
+    let kernel = &served.kernel;
     let spec = kernel.cuda.as_ref()?;
     let mut hash = Sha256::new();
     let info = &served.gpu.info;
