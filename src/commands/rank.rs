@@ -92,8 +92,11 @@ pub struct RankReport {
     pub top: usize,
     pub shapes: Vec<String>,
     pub rounds: usize,
+    /// Contestant-rounds timed, and how many every contestant that passed gates 1 and 2
+    /// running every round would have been: what racing saved.
+    pub contestant_rounds: usize,
+    pub contestant_rounds_without_racing: usize,
     pub wall_s: f64,
-    /// Seconds if every ranked contestant had run every round.
     pub notes: Vec<String>,
     /// Best first.
     pub elite: Vec<Ranked>,
@@ -210,6 +213,8 @@ pub fn run(options: &RankOptions) -> Result<u8> {
     let alpha = config.gate.ab.alpha;
     let mut ranked = Vec::new();
     let mut discarded = Vec::new();
+    let contestant_rounds = race.entries.values().map(|e| e.medians.len()).sum();
+    let contestant_rounds_without_racing = race.entries.len() * race.rounds;
     for (at, resources) in passed {
         let Some(entry) = race.entries.get(&at) else {
             continue;
@@ -232,6 +237,8 @@ pub fn run(options: &RankOptions) -> Result<u8> {
         top: options.top,
         shapes: shapes.clone(),
         rounds: race.rounds,
+        contestant_rounds,
+        contestant_rounds_without_racing,
         wall_s: started.elapsed().as_secs_f64(),
         notes,
         elite,
@@ -707,11 +714,13 @@ fn left_text(ranked: &Ranked) -> String {
 
 fn terminal(report: &RankReport) -> String {
     let mut out = format!(
-        "rank {} on {} ({} shapes, {} rounds, {:.1} s)\n",
+        "rank {} on {} ({} shapes, {} rounds, {} of {} contestant-rounds timed, {:.1} s)\n",
         report.kernel,
         report.device.as_deref().unwrap_or("unknown device"),
         report.shapes.len(),
         report.rounds,
+        report.contestant_rounds,
+        report.contestant_rounds_without_racing,
         report.wall_s
     );
     for (place, ranked) in report.ranked.iter().enumerate() {
