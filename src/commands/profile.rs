@@ -250,6 +250,68 @@ fn build(
     profile::assemble(spec, job.params, peaks, resources, measured)
 }
 
+/// Gate 4's evidence for one kernel's `jobs` (one kernel, all its shapes) in one ncu
+/// session: class, floor, metrics and static resources per shape. `None` when there is no ncu
+/// or the session fails (the reason is printed): the caller goes on without it.
+pub fn evidence(
+    config: &Config,
+    harness: &CommandHarness,
+    jobs: &[Job],
+) -> Option<Vec<ShapeProfile>> {
+    let first = jobs.first()?;
+    first.kernel.cuda.as_ref()?;
+    let profiler = match Profiler::find() {
+        Ok(profiler) => profiler,
+        Err(why) => {
+            errln!("{}: no gate-4 evidence: {why}", first.kernel.name);
+            return None;
+        }
+    };
+    let metrics = metrics_for(config, &profiler, jobs).ok()?;
+    let session: Vec<&Job> = jobs.iter().collect();
+    let settings = run_settings(config);
+    match profiler.profile_session(
+        &harness.workdir,
+        &harness.cuda_runner,
+        &session,
+        &metrics,
+        &settings,
+    ) {
+        Ok(profiled) => {
+            let empty = KernelProfile::default();
+            let spec = first.kernel.profile.as_ref().unwrap_or(&empty);
+            Some(
+                jobs.iter()
+                    .zip(profiled)
+                    .map(|(job, (measured, values))| {
+                        let resources = measured
+                            .details
+                            .as_ref()
+                            .and_then(|d| d.resources.clone())
+                            .unwrap_or_default();
+                        build(
+                            config,
+                            spec,
+                            job,
+                            measured.device.as_deref(),
+                            resources,
+                            Ok(values),
+                        )
+                    })
+                    .collect(),
+            )
+        }
+        Err(why) => {
+            errln!(
+                "{}: no gate-4 evidence: {}",
+                first.kernel.name,
+                neutralise(&why)
+            );
+            None
+        }
+    }
+}
+
 /// `indices` into `jobs`, grouped by kernel in order of first appearance.
 fn by_kernel<'j>(jobs: &'j [Job], indices: &[usize]) -> Vec<(&'j str, Vec<usize>)> {
     let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();

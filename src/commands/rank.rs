@@ -67,6 +67,10 @@ pub struct Ranked {
     pub resources: Vec<Resources>,
     /// The whole definition, so a stored elite member can run again.
     pub spec: KernelSpec,
+    /// Gate 4's evidence per shape (class, floor, tensor-pipe and memory throughput), for the
+    /// elite of a `cuda:` kernel when Nsight Compute is here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<IndexMap<String, crate::profile::ShapeProfile>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -82,6 +86,9 @@ pub struct ShapeSpeedup {
 pub struct Excluded {
     pub name: String,
     pub reason: String,
+    /// A discarded candidate's standing, for the next generation to learn from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standing: Option<Box<Ranked>>,
 }
 
 /// What `--json` writes.
@@ -173,6 +180,7 @@ pub fn run(options: &RankOptions) -> Result<u8> {
                 failed.push(Excluded {
                     name: contestant.name.clone(),
                     reason,
+                    standing: None,
                 });
             }
         }
@@ -225,11 +233,32 @@ pub fn run(options: &RankOptions) -> Result<u8> {
             Some(reason) => discarded.push(Excluded {
                 name: contestant.name.clone(),
                 reason,
+                standing: Some(Box::new(result)),
             }),
             None => ranked.push(result),
         }
     }
     ranked.sort_by(|a, b| b.geomean_speedup.total_cmp(&a.geomean_speedup));
+    // Gate 4 for the elite: what the next generation needs to know about why they are fast.
+    if kernel.cuda.is_some() {
+        for member in ranked.iter_mut().take(options.top) {
+            let member_jobs = jobs(&config, &member.spec, &shapes);
+            let mut spec = member.spec.clone();
+            if let Some(contestant) = contestants.iter().find(|c| c.name == member.name) {
+                spec = contestant.spec.clone();
+            }
+            let member_jobs: Vec<Job> = member_jobs
+                .iter()
+                .map(|job| Job {
+                    kernel: &spec,
+                    ..*job
+                })
+                .collect();
+            if let Some(profiles) = super::profile::evidence(&config, &harness, &member_jobs) {
+                member.profile = Some(shapes.iter().cloned().zip(profiles).collect());
+            }
+        }
+    }
     let elite: Vec<Ranked> = ranked.iter().take(options.top).cloned().collect();
     let report = RankReport {
         kernel: kernel.name.clone(),
@@ -501,6 +530,7 @@ fn race(
                         failed.push(Excluded {
                             name: contestant.name.clone(),
                             reason: format!("round {}: {}: {why}", rounds + 1, job.shape),
+                            standing: None,
                         });
                         break;
                     }
@@ -636,6 +666,7 @@ fn standing(
         fingerprint: contestant.fingerprint.clone(),
         resources,
         spec,
+        profile: None,
     }
 }
 
@@ -795,6 +826,51 @@ fn markdown(report: &RankReport) -> String {
             out.push_str(&format!(" {text} |"));
         }
         out.push('\n');
+    }
+    let evidence: Vec<&Ranked> = report
+        .elite
+        .iter()
+        .filter(|r| r.profile.is_some())
+        .collect();
+    if !evidence.is_empty() {
+        out.push_str(
+            "\n**Gate 4, the elite** (Nsight Compute; tensor pipe and DRAM as % of peak)\n\n",
+        );
+        out.push_str("| candidate | shape | class | × floor | tensor pipe % | DRAM % | registers / spills |\n");
+        out.push_str("|---|---|---|---|---|---|---|\n");
+        for member in evidence {
+            for (shape, profile) in member.profile.iter().flatten() {
+                let metric = |name: &str| {
+                    profile
+                        .metrics
+                        .get(name)
+                        .map(|m| format!("{:.1}", m.value))
+                        .unwrap_or_else(|| "—".to_string())
+                };
+                let resources = profile
+                    .resources
+                    .first()
+                    .map(|r| {
+                        format!(
+                            "{} / {} B",
+                            r.registers,
+                            r.spill_bytes.map_or("?".to_string(), |b| b.to_string())
+                        )
+                    })
+                    .unwrap_or_default();
+                out.push_str(&format!(
+                    "| {} | {} | {} | {} | {} | {} | {resources} |\n",
+                    cell(&member.name),
+                    cell(shape),
+                    profile.class.map_or("—", |c| c.as_str()),
+                    profile
+                        .times_floor
+                        .map_or("—".to_string(), |x| format!("{x:.1}×")),
+                    metric("tensor_pipe_pct"),
+                    metric("dram_pct"),
+                ));
+            }
+        }
     }
     for (title, list) in [("Discarded", &report.discarded), ("Failed", &report.failed)] {
         if list.is_empty() {
