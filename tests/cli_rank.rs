@@ -168,6 +168,64 @@ fn the_population_keeps_the_elite_and_brings_it_back() {
 }
 
 #[test]
+fn racing_drops_a_clear_loser_while_close_candidates_run_on() {
+    // Process noise of 3 %: two candidates 1 % apart cannot be told apart in 6 rounds, one
+    // 1.3× slower than the incumbent can at the first look (and the rule then discards it).
+    let gates = r#"version: 1
+gate: {regression_threshold: 0.10, min_regressed_shapes: 2, alpha: 0.05}
+timing: {warmup: 1, samples: 20}
+shapes:
+  small: {B: 1}
+  mission: {B: 2}
+kernels:
+  - name: attn
+    command: ["python3", "harness_v2.py"]
+    protocol: 2
+    shapes: [small, mission]
+    timeout_s: 20
+    env: {FIXTURE_PROCESS_NOISE: "0.03"}
+    variants:
+      - {name: fast, env: {FIXTURE_MACHINE: "0.4"}}
+      - {name: close_a, env: {FIXTURE_MACHINE: "0.80"}}
+      - {name: close_b, env: {FIXTURE_MACHINE: "0.81"}}
+      - {name: behind, env: {FIXTURE_MACHINE: "1.3"}}
+"#;
+    let project = Project::new(gates);
+    project.write("harness_v2.py", HARNESS_V2);
+    project
+        .gatekeeper(&[
+            "rank",
+            "--kernels",
+            "attn",
+            "--top",
+            "2",
+            "--max-rounds",
+            "6",
+            "--json",
+            "rank.json",
+        ])
+        .code(0);
+    let report = project.json("rank.json");
+    let entry = |name: &str| {
+        let ranked = report["ranked"].as_array().unwrap().iter().cloned();
+        let discarded = report["discarded"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["standing"].clone());
+        ranked.chain(discarded).find(|r| r["name"] == name).unwrap()
+    };
+    assert_eq!(report["rounds"], 6, "{report}");
+    assert_eq!(entry("behind")["left_at"], 3, "{report}");
+    assert_eq!(entry("behind")["rounds"], 3);
+    assert_eq!(entry("close_a")["rounds"], 6);
+    assert_eq!(report["elite"][0]["name"], "fast");
+    let timed = report["contestant_rounds"].as_u64().unwrap();
+    let without = report["contestant_rounds_without_racing"].as_u64().unwrap();
+    assert!(timed < without, "{timed} of {without}");
+}
+
+#[test]
 fn usage_errors_exit_2() {
     let project = project();
     project

@@ -575,3 +575,47 @@ fn timing_only_processes_time_without_checking() {
     assert_eq!(timed["correct"], Value::Null, "{timed}");
     assert_eq!(timed["samples_us"].as_array().unwrap().len(), 10);
 }
+
+#[test]
+#[ignore = "needs an NVIDIA GPU: scripts/gpu-tests.sh runs it on one"]
+fn rank_takes_cuda_source_files_and_excludes_a_wrong_one() {
+    let dir = fixtures();
+    std::fs::create_dir(dir.path().join("gen")).unwrap();
+    let good = std::fs::read_to_string(dir.path().join("kernels/good.cu")).unwrap();
+    std::fs::write(dir.path().join("gen/same.cu"), &good).unwrap();
+    let wrong = good.replace("a * x[i] + y[i]", "a * x[i] - y[i]");
+    assert_ne!(wrong, good);
+    std::fs::write(dir.path().join("gen/wrong.cu"), wrong).unwrap();
+    let (code, _, err) = gatekeeper(
+        dir.path(),
+        &[
+            "rank",
+            "--kernels",
+            "saxpy",
+            "--candidates",
+            "gen/*.cu",
+            "--max-rounds",
+            "4",
+            "--json",
+            "rank.json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let report = read_run(dir.path(), "rank.json");
+    let failed = report["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 1, "{report}");
+    assert_eq!(failed[0]["name"], "gen/wrong.cu");
+    assert!(failed[0]["reason"].as_str().unwrap().contains("incorrect"));
+    let same = report["ranked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "gen/same.cu")
+        .expect("the copy is ranked");
+    let speedup = same["geomean_speedup"].as_f64().unwrap();
+    assert!(
+        (0.8..1.25).contains(&speedup),
+        "a copy runs at parity: {speedup}"
+    );
+    assert_eq!(same["source"], "gen/same.cu");
+}
