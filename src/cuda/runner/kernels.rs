@@ -114,14 +114,75 @@ impl Program {
         })
     }
 
-    /// Feeds the compiled code, byte for byte, into `hash`: the machine code of the kernel
-    /// and of its reference.
+    /// Feeds the compiled code into `hash`: the machine code of the kernel and of its
+    /// reference, without their line tables and notes (which name the folders the source was
+    /// compiled in, so the same code built in two checkouts would look different).
     pub fn fingerprint(&self, hash: &mut impl sha2::Digest) {
         hash.update(b"\0candidate\0");
-        hash.update(&self.candidate.cubin);
+        hash_code(&self.candidate.cubin, hash);
         hash.update(b"\0reference\0");
-        hash.update(&self.reference.cubin);
+        hash_code(&self.reference.cubin, hash);
     }
+}
+
+/// Feeds a CUBIN's code sections into `hash`, each with its name: everything but debug
+/// information. A CUBIN that does not parse as a 64-bit ELF is hashed whole.
+fn hash_code(cubin: &[u8], hash: &mut impl sha2::Digest) {
+    match code_sections(cubin) {
+        Some(sections) => {
+            for (name, bytes) in sections {
+                hash.update(name);
+                hash.update(b"\0");
+                hash.update(bytes);
+            }
+        }
+        None => hash.update(cubin),
+    }
+}
+
+/// The (name, contents) of every section of a little-endian ELF64 image except debug
+/// information and notes.
+fn code_sections(elf: &[u8]) -> Option<Vec<(&[u8], &[u8])>> {
+    let u16_at = |at: usize| Some(u16::from_le_bytes(elf.get(at..at + 2)?.try_into().ok()?));
+    let u32_at = |at: usize| Some(u32::from_le_bytes(elf.get(at..at + 4)?.try_into().ok()?));
+    let u64_at = |at: usize| Some(u64::from_le_bytes(elf.get(at..at + 8)?.try_into().ok()?));
+    if elf.get(..6)? != b"\x7fELF\x02\x01" {
+        return None;
+    }
+    let table = usize::try_from(u64_at(0x28)?).ok()?;
+    let entry = usize::from(u16_at(0x3A)?);
+    let count = usize::from(u16_at(0x3C)?);
+    let names_at = usize::from(u16_at(0x3E)?);
+    let header = |index: usize| -> Option<(usize, &[u8])> {
+        let at = table.checked_add(index.checked_mul(entry)?)?;
+        let name = usize::try_from(u32_at(at)?).ok()?;
+        let offset = usize::try_from(u64_at(at + 0x18)?).ok()?;
+        let size = usize::try_from(u64_at(at + 0x20)?).ok()?;
+        let kind = u32_at(at + 4)?;
+        // SHT_NOBITS has no bytes in the file.
+        let bytes = if kind == 8 {
+            &[][..]
+        } else {
+            elf.get(offset..offset.checked_add(size)?)?
+        };
+        Some((name, bytes))
+    };
+    let (_, names) = header(names_at)?;
+    let mut sections = Vec::new();
+    for index in 1..count {
+        let (name, bytes) = header(index)?;
+        let rest = names.get(name..)?;
+        let name = &rest[..rest.iter().position(|&b| b == 0)?];
+        // Debug information and notes (the tool's command line, with include folders).
+        if [&b".debug"[..], b".nv_debug", b".note"]
+            .iter()
+            .any(|prefix| name.starts_with(prefix))
+        {
+            continue;
+        }
+        sections.push((name, bytes));
+    }
+    Some(sections)
 }
 
 /// The source file, which must lie inside the folder of gates.yaml even after symlinks.
@@ -204,6 +265,62 @@ fn native_arch(major: i32, minor: i32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A little ELF64: a section-name table, a code section, a line table.
+    fn elf(code: &[u8], lines: &[u8]) -> Vec<u8> {
+        let names = b"\0.shstrtab\0.text.k\0.debug_line\0";
+        let mut image = vec![0u8; 64];
+        image[..6].copy_from_slice(b"\x7fELF\x02\x01");
+        let place = |bytes: &[u8], image: &mut Vec<u8>| {
+            let at = image.len();
+            image.extend_from_slice(bytes);
+            (at as u64, bytes.len() as u64)
+        };
+        let (names_at, names_len) = place(names, &mut image);
+        let (code_at, code_len) = place(code, &mut image);
+        let (lines_at, lines_len) = place(lines, &mut image);
+        let table = image.len() as u64;
+        let mut header = |name: u32, at: u64, len: u64| {
+            let mut h = vec![0u8; 64];
+            h[..4].copy_from_slice(&name.to_le_bytes());
+            h[4..8].copy_from_slice(&1u32.to_le_bytes());
+            h[0x18..0x20].copy_from_slice(&at.to_le_bytes());
+            h[0x20..0x28].copy_from_slice(&len.to_le_bytes());
+            image.extend_from_slice(&h);
+        };
+        header(0, 0, 0);
+        header(1, names_at, names_len);
+        header(11, code_at, code_len);
+        header(19, lines_at, lines_len);
+        image[0x28..0x30].copy_from_slice(&table.to_le_bytes());
+        image[0x3A..0x3C].copy_from_slice(&64u16.to_le_bytes());
+        image[0x3C..0x3E].copy_from_slice(&4u16.to_le_bytes());
+        image[0x3E..0x40].copy_from_slice(&1u16.to_le_bytes());
+        image
+    }
+
+    #[test]
+    fn the_fingerprint_is_the_code_not_the_line_table() {
+        use sha2::{Digest, Sha256};
+        let key = |image: &[u8]| {
+            let mut hash = Sha256::new();
+            hash_code(image, &mut hash);
+            hash.finalize()
+        };
+        let built_here = elf(b"FFMA R0, R1", b"/home/a/checkout/kernels");
+        let built_there = elf(b"FFMA R0, R1", b"/tmp/b/kernels");
+        let other_code = elf(b"FADD R0, R1", b"/home/a/checkout/kernels");
+        assert_eq!(key(&built_here), key(&built_there));
+        assert_ne!(key(&built_here), key(&other_code));
+        let names: Vec<&[u8]> = code_sections(&built_here)
+            .unwrap()
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        assert_eq!(names, [&b".shstrtab"[..], b".text.k"]);
+        // Not an ELF: hashed whole, still a key.
+        assert_ne!(key(b"not an elf"), key(b"not an elf either"));
+    }
 
     #[test]
     fn hopper_and_later_compile_for_their_arch_specific_target() {
