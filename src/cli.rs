@@ -79,6 +79,17 @@ pub enum Command {
     ))]
     Rank(RankArgs),
 
+    /// Each kernel × shape's baseline median at every commit that refreshed it, read from
+    /// git, and the commits where the level moved (change points, with the step and its
+    /// p-value). No GPU needed.
+    #[command(after_help = concat!(
+        "Examples:\n",
+        "  gatekeeper history\n",
+        "  gatekeeper history --kernels attention --since v1.2 --json history.json\n\n",
+        "Exit codes:\n  0  the history was read\n  2  usage error (not a git repository, a bad --since)"
+    ))]
+    History(HistoryArgs),
+
     /// Manage the stored baselines.
     #[command(subcommand)]
     Baseline(BaselineCommand),
@@ -246,6 +257,37 @@ pub struct CheckArgs {
 
     #[command(flatten)]
     pub reports: ReportArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+
+    /// Only this device folder (e.g. nvidia-h100-80gb-hbm3).
+    #[arg(long, value_name = "NAME")]
+    pub device: Option<String>,
+
+    /// Only commits after this revision.
+    #[arg(long, value_name = "REV")]
+    pub since: Option<String>,
+
+    /// Write the series and change points as JSON here.
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+}
+
+impl HistoryArgs {
+    pub fn into_options(self, config: PathBuf) -> gatekeeper::commands::history::HistoryOptions {
+        gatekeeper::commands::history::HistoryOptions {
+            config,
+            kernels: self.select.kernels,
+            shapes: self.select.shapes,
+            device: self.device,
+            since: self.since,
+            json: self.json,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -209,6 +209,58 @@ impl Repo {
         }
     }
 
+    /// HEAD's first-parent history, oldest first, each commit with its summary line; from
+    /// `since` (a revision; itself excluded) when given. Empty in a repository without commits.
+    pub fn first_parent_history(&self, since: Option<&str>) -> Result<Vec<(git2::Oid, String)>> {
+        let fail = |err: git2::Error| Error::Git(format!("walking the history: {}", err.message()));
+        let Ok(head) = self.inner.head().and_then(|head| head.peel_to_commit()) else {
+            return Ok(Vec::new());
+        };
+        let mut walk = self.inner.revwalk().map_err(fail)?;
+        walk.push(head.id()).map_err(fail)?;
+        walk.simplify_first_parent().map_err(fail)?;
+        if let Some(since) = since {
+            let object = self.inner.revparse_single(since).map_err(|err| {
+                Error::Git(format!(
+                    "--since {since}: not a revision ({})",
+                    err.message()
+                ))
+            })?;
+            let commit = object
+                .peel_to_commit()
+                .map_err(|err| Error::Git(format!("--since {since}: {}", err.message())))?;
+            walk.hide(commit.id()).map_err(fail)?;
+        }
+        let mut commits = Vec::new();
+        for oid in walk {
+            let oid = oid.map_err(fail)?;
+            let summary = self
+                .inner
+                .find_commit(oid)
+                .ok()
+                .and_then(|c| c.summary().ok().flatten().map(str::to_string))
+                .unwrap_or_default();
+            commits.push((oid, summary));
+        }
+        commits.reverse();
+        Ok(commits)
+    }
+
+    /// The object id of `path` (relative to the repository root) in `commit`, if it exists:
+    /// equal ids mean equal contents, so an unchanged file or folder need not be read again.
+    pub fn entry_id(&self, commit: git2::Oid, path: &Path) -> Option<git2::Oid> {
+        let tree = self.tree(commit).ok()?;
+        tree.get_path(path).ok().map(|entry| entry.id())
+    }
+
+    /// The contents of a blob.
+    pub fn blob(&self, id: git2::Oid) -> Result<Vec<u8>> {
+        self.inner
+            .find_blob(id)
+            .map(|blob| blob.content().to_vec())
+            .map_err(|err| Error::Git(format!("cannot read blob {id}: {}", err.message())))
+    }
+
     /// `path` relative to the working tree, if it lies inside it.
     pub fn relative(&self, path: &Path) -> Result<PathBuf> {
         let path = canonical(path)?;

@@ -19,6 +19,7 @@ pub mod cuda;
 pub mod error;
 pub mod exit;
 pub mod git;
+pub mod history;
 pub mod inputs;
 pub mod measure;
 pub mod output;

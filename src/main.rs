@@ -5,7 +5,7 @@ use clap::{CommandFactory, Parser};
 mod cli;
 
 use cli::{BaselineCommand, Cli, Command};
-use gatekeeper::commands::{check, doctor, offline, profile, rank, refresh};
+use gatekeeper::commands::{check, doctor, history, offline, profile, rank, refresh};
 use gatekeeper::report::neutralise;
 use gatekeeper::{errln, outln, output};
 
@@ -33,6 +33,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check::run(&args.into_options(cli.config)),
         Command::Profile(args) => profile::run(&args.into_options(cli.config)),
         Command::Rank(args) => rank::run(&args.into_options(cli.config)),
+        Command::History(args) => history::run(&args.into_options(cli.config)),
         Command::Baseline(BaselineCommand::Refresh(args)) => {
             refresh::run(&args.into_options(cli.config))
         }

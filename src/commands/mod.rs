@@ -4,6 +4,7 @@
 pub mod ab;
 pub mod check;
 pub mod doctor;
+pub mod history;
 pub mod offline;
 pub mod profile;
 pub mod rank;
