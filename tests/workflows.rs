@@ -76,6 +76,10 @@ fn every_action_is_pinned_by_commit() {
             l.trim_start().starts_with("- uses:") || l.trim_start().starts_with("uses:")
         }) {
             let target = line.split("uses:").nth(1).unwrap().trim();
+            // This repository's own action, from the checked-out tree.
+            if target == "./" {
+                continue;
+            }
             let reference = target
                 .split('@')
                 .nth(1)
@@ -108,4 +112,69 @@ fn the_pull_request_workflow_cancels_stale_runs_and_uses_the_gpu_runner() {
         .filter_map(|v| v.as_str())
         .collect();
     assert_eq!(labels, ["self-hosted", "gpu"]);
+}
+
+/// The composite action: its own actions pinned by commit, and no input interpolated into a
+/// script (inputs reach `run:` through `env`, so a value cannot become shell code).
+#[test]
+fn the_action_pins_its_actions_and_passes_inputs_through_env() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("action.yml")).unwrap();
+    let action: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    assert_eq!(action["runs"]["using"].as_str(), Some("composite"));
+    for output in ["verdict", "exit-code"] {
+        assert!(action["outputs"][output]["value"].is_string(), "{output}");
+    }
+    for step in action["runs"]["steps"].as_sequence().unwrap() {
+        if let Some(uses) = step["uses"].as_str() {
+            let reference = uses.split('@').nth(1).unwrap_or("");
+            assert!(
+                reference.len() == 40 && reference.chars().all(|c| c.is_ascii_hexdigit()),
+                "action.yml: {uses} is not pinned by commit"
+            );
+        }
+        if let Some(script) = step["run"].as_str() {
+            assert!(
+                !script.contains("${{"),
+                "action.yml: a script interpolates an expression: {script}"
+            );
+            assert_eq!(step["shell"].as_str(), Some("bash"));
+        }
+    }
+}
+
+/// The README's snippet is the linted example file, word for word, and it uses the action.
+#[test]
+fn the_readme_snippet_is_the_linted_example() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let snippet =
+        std::fs::read_to_string(root.join("docs/examples/gatekeeper-workflow.yml")).unwrap();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    assert!(
+        readme.contains(&format!("```yaml\n{snippet}```")),
+        "README.md must show docs/examples/gatekeeper-workflow.yml as it is"
+    );
+    let doc: serde_yaml::Value = serde_yaml::from_str(&snippet).unwrap();
+    let steps = doc["jobs"]["gate"]["steps"].as_sequence().unwrap();
+    assert!(steps.iter().any(|s| s["uses"]
+        .as_str()
+        .is_some_and(|u| u.contains("/gatekeeper@"))));
+    assert!(snippet.lines().count() <= 25, "the snippet stays short");
+    assert_eq!(doc["permissions"]["contents"].as_str(), Some("read"));
+}
+
+/// This repository's own pull-request workflow runs the action, for the check and the merge.
+#[test]
+fn this_repository_uses_its_own_action() {
+    let (_, doc, _) = workflows()
+        .into_iter()
+        .find(|(name, _, _)| name == "gatekeeper.yml")
+        .unwrap();
+    for job in ["measure", "decide"] {
+        let steps = doc["jobs"][job]["steps"].as_sequence().unwrap();
+        assert!(
+            steps.iter().any(|s| s["uses"].as_str() == Some("./")),
+            "{job} does not use the action"
+        );
+    }
 }
