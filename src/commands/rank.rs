@@ -149,6 +149,16 @@ pub fn run(options: &RankOptions) -> Result<u8> {
         .map(read_population)
         .transpose()?
         .flatten();
+    if let (Some(population), Some(path)) = (&population, &options.population) {
+        if population.kernel != kernel.name {
+            return Err(Error::Usage(format!(
+                "rank: {} holds the elite of {}, not of {}",
+                path.display(),
+                population.kernel,
+                kernel.name
+            )));
+        }
+    }
     let contestants = contestants(&config, kernel, options, population.as_ref(), &mut notes)?;
     if contestants.len() < 2 {
         return Err(Error::Usage(format!(
