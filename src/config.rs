@@ -393,17 +393,25 @@ impl KernelSpec {
                 }
                 Some(_) => {}
             }
-            for name in variant.env.keys().filter(|name| !is_identifier(name)) {
-                problems.push((
-                    key(&format!(".env.{name}")),
-                    "environment variable names are letters, digits and _".to_string(),
-                ));
-            }
+            problems.extend(nested(&key(""), env_problems(&variant.env)));
             let applied = self.with_variant(variant);
             problems.extend(nested(&key(""), applied.harness_problems(runs_on)));
         }
         problems
     }
+}
+
+/// An `env` map's names that are not identifiers, as (`env.NAME`, message).
+fn env_problems(env: &IndexMap<String, String>) -> Vec<(String, String)> {
+    env.keys()
+        .filter(|name| !is_identifier(name))
+        .map(|name| {
+            (
+                format!("env.{name}"),
+                "environment variable names are letters, digits and _".to_string(),
+            )
+        })
+        .collect()
 }
 
 mod defaults {
@@ -843,12 +851,7 @@ impl KernelSpec {
             )),
             _ => {}
         }
-        for name in self.env.keys().filter(|name| !is_identifier(name)) {
-            problems.push((
-                format!("env.{name}"),
-                "environment variable names are letters, digits and _".to_string(),
-            ));
-        }
+        problems.extend(env_problems(&self.env));
         if let Some(profile) = &self.profile {
             let found = profile.problems(self.cuda.is_some(), &runs_on, &raw.profile);
             problems.extend(nested("profile", found));

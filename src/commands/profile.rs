@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::exit;
 use crate::measure::{CommandHarness, Outcome, RunSettings};
 use crate::plan::{self, Job, Selection};
-use crate::profile::ncu::Profiler;
+use crate::profile::ncu::{Profiled, Profiler};
 use crate::profile::{self, BoundClass, MetricValue, Resources, ShapeProfile};
 use crate::record::ShapeResult;
 use crate::report::{neutralise, profile_table, ProfileRow};
@@ -151,47 +151,27 @@ pub fn attach(
     let harness = harness_for(config, jobs)?;
     let settings = run_settings(config);
     // One ncu session per kernel for the shapes that passed the earlier gates.
-    let mut sessions: HashMap<usize, IndexMap<String, MetricValue>> = HashMap::new();
-    if let Some(Ok(profiler)) = &profiler {
-        let ready: Vec<usize> = wanted
-            .iter()
-            .copied()
-            .filter(|&i| {
-                !results[i].verdict.is_fatal()
-                    && jobs[i]
-                        .kernel
-                        .profile
-                        .as_ref()
-                        .is_some_and(|p| !p.targets.is_empty())
-            })
-            .collect();
-        for (kernel, indices) in by_kernel(jobs, &ready) {
-            let begun = std::time::Instant::now();
-            let session: Vec<&Job> = indices.iter().map(|&i| &jobs[i]).collect();
-            errln!(
-                "[gate 4] {kernel}: {} shape(s) in one ncu session",
-                session.len()
-            );
-            match profiler.profile_session(
-                &harness.workdir,
-                &harness.cuda_runner,
-                &session,
-                &metrics,
-                &settings,
-            ) {
-                Ok(profiled) => {
-                    for (i, (_, values)) in indices.into_iter().zip(profiled) {
-                        sessions.insert(i, values);
-                    }
-                }
-                Err(why) => errln!(
-                    "[gate 4] {kernel}: one session did not work ({}); a session per shape",
-                    neutralise(&why)
-                ),
-            }
-            *spent.entry(kernel.to_string()).or_default() += begun.elapsed().as_secs_f64();
+    let mut sessions = match &profiler {
+        Some(Ok(profiler)) => {
+            let ready: Vec<usize> = wanted
+                .iter()
+                .copied()
+                .filter(|&i| {
+                    !results[i].verdict.is_fatal()
+                        && jobs[i]
+                            .kernel
+                            .profile
+                            .as_ref()
+                            .is_some_and(|p| !p.targets.is_empty())
+                })
+                .collect();
+            let label = "[gate 4] ";
+            sessions(
+                profiler, &harness, jobs, &ready, &metrics, &settings, label, &mut spent,
+            )
         }
-    }
+        _ => HashMap::new(),
+    };
     for i in wanted {
         let (job, outcome) = (&jobs[i], &outcomes[i]);
         let Some(spec) = &job.kernel.profile else {
@@ -206,7 +186,7 @@ pub fn attach(
                 (Some(Ok(profiler)), _) => {
                     if results[i].verdict.is_fatal() {
                         Err("not profiled: the shape did not pass the earlier gates".to_string())
-                    } else if let Some(values) = sessions.remove(&i) {
+                    } else if let Some((_, values)) = sessions.remove(&i) {
                         Ok(values)
                     } else {
                         errln!("[gate 4] {}/{}: ncu", job.kernel.name, job.shape);
@@ -312,6 +292,47 @@ pub fn evidence(
     }
 }
 
+/// `indices` into `jobs` profiled in one ncu session per kernel: each shape's runner report
+/// and metrics, by index. A kernel whose session did not work is said so on stderr (after
+/// `label`) and left out, for the caller to profile shape by shape. The seconds each kernel's
+/// session took are added to `spent`.
+#[allow(clippy::too_many_arguments)]
+fn sessions(
+    profiler: &Profiler,
+    harness: &CommandHarness,
+    jobs: &[Job],
+    indices: &[usize],
+    metrics: &[(String, String)],
+    settings: &RunSettings,
+    label: &str,
+    spent: &mut IndexMap<String, f64>,
+) -> HashMap<usize, Profiled> {
+    let mut profiled_by_job = HashMap::new();
+    for (kernel, indices) in by_kernel(jobs, indices) {
+        let begun = std::time::Instant::now();
+        let session: Vec<&Job> = indices.iter().map(|&i| &jobs[i]).collect();
+        errln!(
+            "{label}{kernel}: {} shape(s) in one ncu session",
+            session.len()
+        );
+        match profiler.profile_session(
+            &harness.workdir,
+            &harness.cuda_runner,
+            &session,
+            metrics,
+            settings,
+        ) {
+            Ok(profiled) => profiled_by_job.extend(indices.into_iter().zip(profiled)),
+            Err(why) => errln!(
+                "{label}{kernel}: one session did not work ({}); a session per shape",
+                neutralise(&why)
+            ),
+        }
+        *spent.entry(kernel.to_string()).or_default() += begun.elapsed().as_secs_f64();
+    }
+    profiled_by_job
+}
+
 /// `indices` into `jobs`, grouped by kernel in order of first appearance.
 fn by_kernel<'j>(jobs: &'j [Job], indices: &[usize]) -> Vec<(&'j str, Vec<usize>)> {
     let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
@@ -376,34 +397,24 @@ fn profile_all<'j>(
     let empty = KernelProfile::default();
     let mut rows = Vec::new();
     // One ncu session per kernel; shape by shape where a session does not work.
-    let mut sessions: HashMap<usize, (Outcome, std::result::Result<_, String>)> = HashMap::new();
-    if let Ok(profiler) = profiler {
-        let all: Vec<usize> = (0..jobs.len()).collect();
-        for (kernel, indices) in by_kernel(jobs, &all) {
-            let session: Vec<&Job> = indices.iter().map(|&i| &jobs[i]).collect();
-            errln!("{kernel}: {} shape(s) in one ncu session", session.len());
-            match profiler.profile_session(
-                &harness.workdir,
-                &harness.cuda_runner,
-                &session,
-                metrics,
-                &settings,
-            ) {
-                Ok(profiled) => {
-                    for (i, (measured, values)) in indices.into_iter().zip(profiled) {
-                        sessions.insert(i, (Ok(measured), Ok(values)));
-                    }
-                }
-                Err(why) => errln!(
-                    "{kernel}: one session did not work ({}); a session per shape",
-                    neutralise(&why)
-                ),
-            }
+    let mut sessions = match profiler {
+        Ok(profiler) => {
+            let all: Vec<usize> = (0..jobs.len()).collect();
+            let mut spent = IndexMap::new();
+            sessions(
+                profiler, harness, jobs, &all, metrics, &settings, "", &mut spent,
+            )
         }
-    }
+        Err(_) => HashMap::new(),
+    };
     for (index, job) in jobs.iter().enumerate() {
-        if let Some(done) = sessions.remove(&index) {
-            rows.push(profiled_shape(config, job, &empty, done));
+        if let Some((measured, values)) = sessions.remove(&index) {
+            rows.push(profiled_shape(
+                config,
+                job,
+                &empty,
+                (Ok(measured), Ok(values)),
+            ));
             continue;
         }
         errln!(

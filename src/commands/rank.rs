@@ -252,18 +252,11 @@ pub fn run(options: &RankOptions) -> Result<u8> {
     // Gate 4 for the elite: what the next generation needs to know about why they are fast.
     if kernel.cuda.is_some() {
         for member in ranked.iter_mut().take(options.top) {
-            let member_jobs = jobs(&config, &member.spec, &shapes);
-            let mut spec = member.spec.clone();
-            if let Some(contestant) = contestants.iter().find(|c| c.name == member.name) {
-                spec = contestant.spec.clone();
-            }
-            let member_jobs: Vec<Job> = member_jobs
-                .iter()
-                .map(|job| Job {
-                    kernel: &spec,
-                    ..*job
-                })
-                .collect();
+            // The contestant's definition, with what the CUDA runner needs to find it.
+            let Some(contestant) = contestants.iter().find(|c| c.name == member.name) else {
+                continue;
+            };
+            let member_jobs = jobs(&config, &contestant.spec, &shapes);
             if let Some(profiles) = super::profile::evidence(&config, &harness, &member_jobs) {
                 member.profile = Some(shapes.iter().cloned().zip(profiles).collect());
             }
