@@ -370,7 +370,7 @@ fn the_markdown_comment_keeps_to_its_budget() {
 #[test]
 fn the_comment_workflow_posts_the_comment_whole() {
     let workflow = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join(".github/workflows/gatekeeper-comment.yml"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(".github/workflows/comment.yml"),
     )
     .unwrap();
     assert!(!workflow.contains("head -c"), "{workflow}");
