@@ -210,6 +210,10 @@ pub struct ReportArgs {
     /// Write a markdown report (for a pull-request comment) here.
     #[arg(long, value_name = "PATH")]
     pub markdown: Option<PathBuf>,
+
+    /// Write a self-contained HTML report (charts of every shape's samples) here.
+    #[arg(long, value_name = "PATH")]
+    pub html: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -275,6 +279,10 @@ pub struct HistoryArgs {
     /// Write the series and change points as JSON here.
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
+
+    /// Write a self-contained HTML page with each series' trend chart here.
+    #[arg(long, value_name = "PATH")]
+    pub html: Option<PathBuf>,
 }
 
 impl HistoryArgs {
@@ -286,6 +294,7 @@ impl HistoryArgs {
             device: self.device,
             since: self.since,
             json: self.json,
+            html: self.html,
         }
     }
 }
@@ -329,6 +338,10 @@ pub struct RankArgs {
     /// Write the ranking as a markdown table here.
     #[arg(long, value_name = "PATH")]
     pub markdown: Option<PathBuf>,
+
+    /// Write the ranking as a self-contained HTML page (a chart of the speedups) here.
+    #[arg(long, value_name = "PATH")]
+    pub html: Option<PathBuf>,
 }
 
 impl RankArgs {
@@ -343,6 +356,7 @@ impl RankArgs {
             population: self.population,
             json: self.json,
             markdown: self.markdown,
+            html: self.html,
             max_rounds: self.max_rounds,
         }
     }
@@ -395,6 +409,7 @@ impl ReportArgs {
             json: self.json,
             junit: self.junit,
             markdown: self.markdown,
+            html: self.html,
         }
     }
 }

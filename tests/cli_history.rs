@@ -36,7 +36,13 @@ fn a_planted_slowdown_is_found_at_its_commit() {
         project.commit(&format!("notes {commit}"));
     }
     project
-        .gatekeeper(&["history", "--json", "history.json"])
+        .gatekeeper(&[
+            "history",
+            "--json",
+            "history.json",
+            "--html",
+            "history.html",
+        ])
         .code(0)
         .stdout(predicate::str::contains(
             "attn/mission (test-gpu): 40 refreshes",
@@ -51,6 +57,12 @@ fn a_planted_slowdown_is_found_at_its_commit() {
     assert_eq!(changes[0]["shape"], "mission");
     let ratio = changes[0]["ratio"].as_f64().unwrap();
     assert!((ratio - 1.12).abs() < 0.02, "{ratio}");
+    // The page draws each series' refreshes and marks the step.
+    let page = std::fs::read_to_string(project.path().join("history.html")).unwrap();
+    assert_eq!(page.matches("class=\"plot trend\"").count(), 1);
+    assert_eq!(page.matches("class=\"point\"").count(), 40);
+    assert_eq!(page.matches("class=\"change\"").count(), 1);
+    assert!(page.contains(&planted.as_deref().unwrap()[..12]));
 
     // --since leaves the step out of the window (its first point is the tree as the step
     // left it): no change.

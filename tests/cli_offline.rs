@@ -47,9 +47,14 @@ fn shards_merge_into_the_same_decision_as_one_run() {
             "merged.json",
             "--junit",
             "junit.xml",
+            "--html",
+            "merged.html",
         ])
         .code(1);
     let merged = project.json("merged.json");
+    let page = std::fs::read_to_string(project.path().join("merged.html")).unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>") && page.contains("gatekeeper: FAIL"));
+    assert_eq!(page.matches("class=\"plot samples\"").count(), 3);
     assert_eq!(merged["verdict"], "fail");
     assert_eq!(merged["shard"], Value::Null);
     assert_eq!(
@@ -120,9 +125,14 @@ fn report_renders_again_and_judges_again_with_other_thresholds() {
             "comment.md",
             "--junit",
             "junit.xml",
+            "--html",
+            "report.html",
         ])
         .code(0);
     let markdown = std::fs::read_to_string(project.path().join("comment.md")).unwrap();
+    let page = std::fs::read_to_string(project.path().join("report.html")).unwrap();
+    assert!(page.contains("gatekeeper: PASS"), "{page}");
+    assert_eq!(page.matches("<article class=\"shape\"").count(), 3);
     assert!(markdown.starts_with("## ✅ gatekeeper"), "{markdown}");
     // At a 5 % threshold the same samples are two regressions.
     project
@@ -169,9 +179,20 @@ fn compare_judges_one_run_against_another() {
         .gatekeeper(&["check", "--json", "after.json"])
         .code(0);
     project
-        .gatekeeper(&["compare", "before.json", "after.json", "--json", "cmp.json"])
+        .gatekeeper(&[
+            "compare",
+            "before.json",
+            "after.json",
+            "--json",
+            "cmp.json",
+            "--html",
+            "cmp.html",
+        ])
         .code(1);
     let cmp = project.json("cmp.json");
+    let page = std::fs::read_to_string(project.path().join("cmp.html")).unwrap();
+    assert_eq!(page.matches("data-verdict=\"regressed\"").count(), 2);
+    assert!(page.contains("run record before.json"));
     assert_eq!(
         verdicts(&cmp),
         ["small/regressed", "mission/unchanged", "long/regressed"]

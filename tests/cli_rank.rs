@@ -61,10 +61,15 @@ fn candidates_are_ranked_raced_discarded_and_excluded() {
             "rank.json",
             "--markdown",
             "rank.md",
+            "--html",
+            "rank.html",
         ])
         .code(0)
         .stdout(predicate::str::contains("elite (top 2): fast, quick"));
     let report = project.json("rank.json");
+    let page = std::fs::read_to_string(project.path().join("rank.html")).unwrap();
+    assert!(page.contains("class=\"plot speedups\""), "{page}");
+    assert!(page.contains("<code>fast</code>"));
     assert_eq!(names(&report["elite"]), ["fast", "quick"]);
     assert_eq!(
         names(&report["ranked"]),

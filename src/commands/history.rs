@@ -24,6 +24,7 @@ pub struct HistoryOptions {
     /// Only commits after this revision.
     pub since: Option<String>,
     pub json: Option<PathBuf>,
+    pub html: Option<PathBuf>,
 }
 
 #[derive(Debug, Serialize)]
@@ -62,11 +63,14 @@ pub struct ChangePoint {
 }
 
 pub fn run(options: &HistoryOptions) -> Result<u8> {
+    super::prepare_reports([options.json.as_deref(), options.html.as_deref()])?;
     let report = analyse(options)?;
     if let Some(path) = &options.json {
-        super::prepare_reports([Some(path.as_path())])?;
         let text = serde_json::to_string_pretty(&report).unwrap_or_default();
         atomic::write(path, format!("{text}\n").as_bytes())?;
+    }
+    if let Some(path) = &options.html {
+        atomic::write(path, html(&report).as_bytes())?;
     }
     crate::output::print(&crate::report::neutralise(&terminal(&report)));
     Ok(crate::exit::PASS)
@@ -182,16 +186,90 @@ fn median(samples: &[f64]) -> Option<f64> {
     Some(finite[finite.len() / 2])
 }
 
+/// The change points of `series`.
+fn changes_of<'a>(
+    report: &'a HistoryReport,
+    series: &'a Series,
+) -> impl Iterator<Item = &'a ChangePoint> {
+    report.change_points.iter().filter(move |c| {
+        c.device == series.device && c.kernel == series.kernel && c.shape == series.shape
+    })
+}
+
+/// A page with the change points first, then a trend chart per series (each point a refresh,
+/// each segment's level drawn, each change marked with its ratio).
+fn html(report: &HistoryReport) -> String {
+    use crate::report::html::{page, plot};
+    use maud::{html, PreEscaped};
+    let safe = |text: &str| crate::report::neutralise(text).into_owned();
+    let chart = |series: &Series| {
+        let points: Vec<plot::TrendPoint> = series
+            .points
+            .iter()
+            .map(|p| plot::TrendPoint {
+                label: short_commit(&p.commit).to_string(),
+                value: p.median_us,
+            })
+            .collect();
+        let changes: Vec<(usize, f64)> = changes_of(report, series)
+            .filter_map(|c| {
+                let at = series.points.iter().position(|p| p.commit == c.commit)?;
+                Some((at, c.ratio))
+            })
+            .collect();
+        plot::trend(
+            &format!(
+                "{}/{} on {}: the baseline median at each refresh",
+                series.kernel, series.shape, series.device
+            ),
+            &points,
+            &changes,
+        )
+    };
+    let body = html! {
+        header #verdict.banner.pass {
+            h1 { "gatekeeper history" }
+            p {
+                (report.commits) " commits, " (report.series.len()) " series, "
+                (report.change_points.len()) " change points."
+            }
+        }
+        section #changes {
+            h2 { "Change points" }
+            @if report.change_points.is_empty() {
+                p.note { "No series changed level." }
+            } @else {
+                table.changes {
+                    thead { tr { th { "kernel" } th { "shape" } th { "device" } th { "commit" } th.num { "ratio" } th.num { "p" } } }
+                    tbody {
+                        @for change in &report.change_points {
+                            tr {
+                                td { code { (safe(&change.kernel)) } }
+                                td { (safe(&change.shape)) }
+                                td { (safe(&change.device)) }
+                                td { code { (short_commit(&change.commit)) } " " (safe(&change.summary.chars().take(72).collect::<String>())) }
+                                td.num { (format!("{:.3}×", change.ratio)) }
+                                td.num { (format!("{:.1e}", change.p_value)) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @for series in &report.series {
+            section.series {
+                h3 { code { (safe(&series.kernel)) } " / " (safe(&series.shape)) " " span.note { (safe(&series.device)) ", " (series.points.len()) " refreshes" } }
+                (PreEscaped(chart(series)))
+            }
+        }
+    };
+    page("gatekeeper history", body)
+}
+
 fn terminal(report: &HistoryReport) -> String {
     let mut out = String::new();
     for series in &report.series {
-        let changes: Vec<&ChangePoint> = report
-            .change_points
-            .iter()
-            .filter(|c| {
-                c.device == series.device && c.kernel == series.kernel && c.shape == series.shape
-            })
-            .collect();
+        let changes: Vec<&ChangePoint> = changes_of(report, series).collect();
         let last = series.points.last().map_or(f64::NAN, |p| p.median_us);
         let mut line = format!(
             "{}/{} ({}): {} refreshes, now {}",
@@ -227,5 +305,44 @@ fn format_us(us: f64) -> String {
         format!("{:.3} ms", us / 1000.0)
     } else {
         format!("{us:.2} µs")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_snapshot_and_escaping() {
+        let commit = |i: usize| format!("{i:040x}");
+        let series = Series {
+            device: "nvidia-h100-80gb-hbm3".into(),
+            kernel: "attn<img src=x>".into(),
+            shape: "mission".into(),
+            points: (0..8)
+                .map(|i| Point {
+                    commit: commit(i),
+                    median_us: if i < 5 { 37.6 } else { 41.4 } + (i % 2) as f64 * 0.1,
+                })
+                .collect(),
+        };
+        let report = HistoryReport {
+            commits: 20,
+            change_points: vec![ChangePoint {
+                device: series.device.clone(),
+                kernel: series.kernel.clone(),
+                shape: series.shape.clone(),
+                commit: commit(5),
+                summary: "slower softmax </td><script>".into(),
+                ratio: 1.101,
+                p_value: 1e-6,
+            }],
+            series: vec![series],
+        };
+        let page = html(&report);
+        assert!(!page.contains("<img") && !page.contains("<script>"));
+        assert_eq!(page.matches("class=\"change\"").count(), 1);
+        assert_eq!(page.matches("class=\"point\"").count(), 8);
+        insta::assert_snapshot!(page);
     }
 }

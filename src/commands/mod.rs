@@ -23,7 +23,7 @@ use crate::exit;
 use crate::measure::{CommandHarness, Harness, Outcome, RunSettings};
 use crate::plan::Job;
 use crate::record::RunRecord;
-use crate::report::{format_us, neutralise, Exporter, JUnit, Json, Markdown, Terminal};
+use crate::report::{format_us, neutralise, Exporter, Html, JUnit, Json, Markdown, Terminal};
 use crate::{errln, output};
 
 /// Where a command writes its reports (`--json`, `--junit`, `--markdown`).
@@ -32,14 +32,16 @@ pub struct ReportPaths {
     pub json: Option<std::path::PathBuf>,
     pub junit: Option<std::path::PathBuf>,
     pub markdown: Option<std::path::PathBuf>,
+    pub html: Option<std::path::PathBuf>,
 }
 
 impl ReportPaths {
-    fn each(&self) -> [(Option<&std::path::Path>, &dyn Exporter); 3] {
+    fn each(&self) -> [(Option<&std::path::Path>, &dyn Exporter); 4] {
         [
             (self.json.as_deref(), &Json),
             (self.junit.as_deref(), &JUnit),
             (self.markdown.as_deref(), &Markdown),
+            (self.html.as_deref(), &Html),
         ]
     }
 

@@ -35,6 +35,7 @@ pub struct RankOptions {
     pub population: Option<PathBuf>,
     pub json: Option<PathBuf>,
     pub markdown: Option<PathBuf>,
+    pub html: Option<PathBuf>,
     /// Rounds at most (default: `gate.ab.max_rounds`).
     pub max_rounds: Option<usize>,
 }
@@ -139,6 +140,7 @@ pub fn run(options: &RankOptions) -> Result<u8> {
     prepare_reports([
         options.json.as_deref(),
         options.markdown.as_deref(),
+        options.html.as_deref(),
         options.population.as_deref(),
     ])?;
     let shapes = shapes(&config, kernel, options)?;
@@ -718,6 +720,9 @@ fn write_reports(
     if let Some(path) = &options.markdown {
         atomic::write(path, markdown(report).as_bytes())?;
     }
+    if let Some(path) = &options.html {
+        atomic::write(path, html(report).as_bytes())?;
+    }
     if let Some(path) = &options.population {
         let population = Population {
             format: 1,
@@ -891,6 +896,109 @@ fn markdown(report: &RankReport) -> String {
     out
 }
 
+/// The ranking as a page: the contestants' speedups as a forest plot, the table with every
+/// shape, the elite's gate-4 evidence, and who was discarded or failed.
+fn html(report: &RankReport) -> String {
+    use crate::report::html::{page, plot};
+    use maud::{html, PreEscaped};
+    let safe = |text: &str| crate::report::neutralise(text).into_owned();
+    let mut rows: Vec<plot::SpeedupRow<'_>> = report
+        .ranked
+        .iter()
+        .map(|r| plot::SpeedupRow {
+            label: &r.name,
+            speedup: r.geomean_speedup,
+            ci: r.geomean_ci,
+            excluded: false,
+        })
+        .collect();
+    rows.extend(report.discarded.iter().filter_map(|e| {
+        let standing = e.standing.as_deref()?;
+        Some(plot::SpeedupRow {
+            label: &e.name,
+            speedup: standing.geomean_speedup,
+            ci: standing.geomean_ci,
+            excluded: true,
+        })
+    }));
+    let chart = plot::speedups(
+        "geometric-mean speedup over the incumbent with its 95 % interval; discarded in grey",
+        &rows,
+    );
+    let body = html! {
+        header #verdict.banner.pass {
+            h1 { "gatekeeper rank: " code { (safe(&report.kernel)) } }
+            p {
+                (report.shapes.len()) " shapes on " (safe(report.device.as_deref().unwrap_or("unknown device")))
+                ", " (report.rounds) " rounds, " (report.contestant_rounds) " of "
+                (report.contestant_rounds_without_racing) " contestant-rounds timed, "
+                (format!("{:.1}", report.wall_s)) " s."
+            }
+            p { "Elite (top " (report.top) "): "
+                @for (i, member) in report.elite.iter().enumerate() {
+                    @if i > 0 { ", " } code { (safe(&member.name)) }
+                }
+            }
+        }
+        section #ranking {
+            h2 { "Ranking" }
+            (PreEscaped(chart))
+            table.ranking {
+                thead { tr {
+                    th { "#" } th { "candidate" } th.num { "geomean speedup" } th { "rating" } th { "rounds" }
+                    @for shape in &report.shapes { th.num { (safe(shape)) } }
+                } }
+                tbody {
+                    @for (place, ranked) in report.ranked.iter().enumerate() {
+                        tr {
+                            td { (place + 1) @if place < report.top { " (elite)" } }
+                            td { code { (safe(&ranked.name)) } }
+                            td.num { (speedup_text(ranked.geomean_speedup, ranked.geomean_ci)) }
+                            td { (safe(&ranked.rating)) }
+                            td { (left_text(ranked)) }
+                            @for shape in &report.shapes {
+                                td.num { (ranked.shapes.get(shape).map(|s| format!("{:.3}×", s.speedup)).unwrap_or_default()) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @for member in report.elite.iter().filter(|m| m.profile.is_some()) {
+            section.profile {
+                h2 { "Gate 4: " code { (safe(&member.name)) } }
+                table {
+                    thead { tr { th { "shape" } th { "class" } th.num { "× floor" } th.num { "tensor pipe %" } th.num { "DRAM %" } th.num { "registers" } } }
+                    tbody {
+                        @for (shape, profile) in member.profile.iter().flatten() {
+                            tr {
+                                td { (safe(shape)) }
+                                td { (profile.class.map_or("—", |c| c.as_str())) }
+                                td.num { (profile.times_floor.map_or("—".to_string(), |x| format!("{x:.1}×"))) }
+                                td.num { (profile.metric("tensor_pipe_pct").map_or("—".to_string(), |v| format!("{v:.1}"))) }
+                                td.num { (profile.metric("dram_pct").map_or("—".to_string(), |v| format!("{v:.1}"))) }
+                                td.num { (profile.resources.first().map_or(String::new(), |r| r.registers.to_string())) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @for (title, list) in [("Discarded", &report.discarded), ("Failed", &report.failed)] {
+            @if !list.is_empty() {
+                section {
+                    h2 { (title) }
+                    ul { @for excluded in list { li { code { (safe(&excluded.name)) } ": " (safe(&excluded.reason)) } } }
+                }
+            }
+        }
+        @if !report.notes.is_empty() {
+            section { h2 { "Notes" } ul { @for note in &report.notes { li { (safe(note)) } } } }
+        }
+    };
+    page(&format!("gatekeeper rank {}", report.kernel), body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -915,5 +1023,76 @@ mod tests {
             let back: KernelSpec = serde_json::from_str(&json).unwrap();
             assert_eq!(back, spec, "{}", spec.name);
         }
+    }
+
+    fn ranked(name: &str, speedup: f64, spec: &KernelSpec) -> Ranked {
+        Ranked {
+            name: name.into(),
+            origin: "variant".into(),
+            geomean_speedup: speedup,
+            geomean_ci: Some([speedup - 0.01, speedup + 0.01]),
+            rating: "Parity".into(),
+            rounds: 3,
+            left_at: None,
+            shapes: ["small", "long"]
+                .into_iter()
+                .map(|shape| {
+                    let speedup = ShapeSpeedup {
+                        speedup,
+                        speedup_ci: None,
+                        median_us: 10.0 / speedup,
+                        incumbent_median_us: 10.0,
+                    };
+                    (shape.to_string(), speedup)
+                })
+                .collect(),
+            source: None,
+            fingerprint: "f".into(),
+            resources: Vec::new(),
+            spec: spec.clone(),
+            profile: None,
+        }
+    }
+
+    #[test]
+    fn html_snapshot_and_escaping() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("gates.yaml");
+        let config = Config::load(&path).unwrap();
+        let spec = &config.kernels[0];
+        let ranked = vec![
+            ranked("incumbent", 1.0, spec),
+            ranked("mma<script>alert(1)</script>", 0.93, spec),
+        ];
+        let report = RankReport {
+            kernel: "sdpa".into(),
+            device: Some("NVIDIA H100 80GB HBM3".into()),
+            top: 1,
+            shapes: vec!["small".into(), "long".into()],
+            rounds: 3,
+            contestant_rounds: 6,
+            contestant_rounds_without_racing: 6,
+            wall_s: 12.5,
+            notes: vec![],
+            elite: ranked[..1].to_vec(),
+            discarded: vec![Excluded {
+                name: "slow".into(),
+                reason: "1.20× slower on 2 shapes".into(),
+                standing: Some(Box::new(ranked_slow(spec))),
+            }],
+            failed: vec![Excluded {
+                name: "wrong".into(),
+                reason: "incorrect on small: max abs err 3.1".into(),
+                standing: None,
+            }],
+            ranked,
+        };
+        let page = html(&report);
+        assert!(!page.contains("<script>"));
+        assert_eq!(page.matches("class=\"speedup\"").count(), 3);
+        insta::assert_snapshot!(page);
+    }
+
+    fn ranked_slow(spec: &KernelSpec) -> Ranked {
+        ranked("slow", 0.83, spec)
     }
 }

@@ -1,12 +1,14 @@
 //! Reports: each format renders a [`RunRecord`] behind one small trait, so adding a format
 //! touches one file.
 
+pub mod html;
 mod json;
 mod junit;
 mod markdown;
 mod profile;
 mod terminal;
 
+pub use html::Html;
 pub use json::Json;
 pub use junit::JUnit;
 pub(crate) use markdown::escape_inline;
