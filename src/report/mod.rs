@@ -129,6 +129,8 @@ pub(crate) fn format_p(result: &ShapeResult) -> String {
 pub(crate) fn format_error(value: f64) -> String {
     if !value.is_finite() {
         "inf".to_string()
+    } else if value == 0.0 {
+        "0".to_string()
     } else if (1e-3..1e4).contains(&value) {
         format!("{value:.4}")
     } else {

@@ -29,9 +29,10 @@ impl Exporter for Html {
             html! {
                 (headline(run))
                 (summary(run))
-                @for kernel in &run.kernels {
-                    (kernel_section(run, kernel))
+                @for (index, kernel) in run.kernels.iter().enumerate() {
+                    (kernel_section(run, index, kernel))
                 }
+                (unjudged(run))
                 (footer(run))
             },
         )
@@ -54,6 +55,7 @@ code, pre { font-family: ui-monospace, "SFMono-Regular", Menlo, monospace; font-
 pre { background: #f6f8fa; padding: 8px 10px; overflow-x: auto; white-space: pre-wrap;
   border-radius: 4px; max-height: 320px; }
 table { border-collapse: collapse; margin: 6px 0 12px; }
+h2, h3, p, td, code, pre { overflow-wrap: anywhere; }
 th, td { border-bottom: 1px solid #e3e3e3; padding: 3px 10px 3px 0; text-align: left;
   vertical-align: top; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
@@ -145,10 +147,10 @@ fn summary(run: &RunRecord) -> Markup {
                     th.num { "incorrect" } th.num { "errors" } th { "why" }
                 } }
                 tbody {
-                    @for kernel in &run.kernels {
+                    @for (index, kernel) in run.kernels.iter().enumerate() {
                         @let word = if kernel.verdict.passed() { "PASS" } else { "FAIL" };
                         tr {
-                            td { a href=(format!("#{}", anchor(&kernel.name))) { code { (safe(&kernel.name)) } } }
+                            td { a href=(format!("#{}", anchor(index))) { code { (safe(&kernel.name)) } } }
                             td { (badge(word, &word.to_lowercase())) }
                             td.num { (kernel.regressed) }
                             td.num { (kernel.incorrect) }
@@ -162,30 +164,19 @@ fn summary(run: &RunRecord) -> Markup {
     }
 }
 
-/// An element id for a name: its letters and digits, the rest as `-` (names in gates.yaml are
-/// plain, but a record can be edited).
-pub fn anchor(name: &str) -> String {
-    let cleaned: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    format!("kernel-{cleaned}")
+/// The element id of the `index`-th kernel: by position, so no two names can share one.
+fn anchor(index: usize) -> String {
+    format!("kernel-{index}")
 }
 
-fn kernel_section(run: &RunRecord, kernel: &KernelResult) -> Markup {
+fn kernel_section(run: &RunRecord, index: usize, kernel: &KernelResult) -> Markup {
     let word = if kernel.verdict.passed() {
         "PASS"
     } else {
         "FAIL"
     };
     html! {
-        section.kernel id=(anchor(&kernel.name)) {
+        section.kernel id=(anchor(index)) {
             h2 { code { (safe(&kernel.name)) } " " (badge(word, &word.to_lowercase())) }
             p.note { (safe(&kernel.reason)) }
             @for result in run.results_of(&kernel.name) {
@@ -241,6 +232,28 @@ fn shape_card(run: &RunRecord, result: &ShapeResult) -> Markup {
             }
             (peers(result))
             (profile(result))
+        }
+    }
+}
+
+/// Results of kernels the record has no verdict for (a hand-edited or truncated record): shown,
+/// not silently dropped.
+fn unjudged(run: &RunRecord) -> Markup {
+    let orphans: Vec<&ShapeResult> = run
+        .results
+        .iter()
+        .filter(|r| run.kernel(&r.kernel).is_none())
+        .collect();
+    html! {
+        @if !orphans.is_empty() {
+            section.kernel #unjudged {
+                h2 { "Results without a kernel verdict" }
+                p.note { "The record holds no verdict for these results' kernels." }
+                @for result in orphans {
+                    p { code { (safe(&result.kernel)) } }
+                    (shape_card(run, result))
+                }
+            }
         }
     }
 }
@@ -347,7 +360,7 @@ fn footer(run: &RunRecord) -> Markup {
     let time = time_spent(run);
     html! {
         footer {
-            p { (describe_gate(run)) "." }
+            p { (safe(&describe_gate(run))) "." }
             @if !time.is_empty() {
                 p { "Time: " (safe(&time.join("; "))) "." }
             }
@@ -424,6 +437,23 @@ mod tests {
             "error",
         ] {
             assert!(STYLE.contains(&format!(".badge.{verdict}")), "{verdict}");
+        }
+    }
+
+    #[test]
+    fn a_result_without_a_kernel_verdict_is_shown_and_ids_are_unique() {
+        let mut run = fixture::run();
+        run.results[0].kernel = "ghost".into();
+        run.results[1].kernel = "ghost\u{202e}".into();
+        let page = Html.render(&run);
+        assert!(page.contains("Results without a kernel verdict"));
+        assert_eq!(
+            page.matches("<article class=\"shape\"").count(),
+            run.results.len()
+        );
+        assert!(!page.contains('\u{202e}'));
+        for index in 0..run.kernels.len() {
+            assert_eq!(page.matches(&format!("id=\"kernel-{index}\"")).count(), 1);
         }
     }
 }

@@ -1,10 +1,14 @@
 //! The HTML report's charts as inline SVG, built with the `svg` crate's elements.
 //!
 //! The crate escapes `&`, `<` and `>` but not quotes, so only numbers and fixed words go into
-//! attributes; any name from a record goes into a text node (`<text>`, `<title>`).
+//! attributes; any name from a record goes into a text node (`<text>`, `<title>`), neutralised
+//! first. A chart whose values cannot be placed (a span that overflows) is left out, not drawn
+//! with NaN coordinates.
 
 use svg::node::element::{Circle, Group, Line, Polygon, Polyline, Rectangle, Text, Title};
 use svg::{Document, Node};
+
+use crate::report::neutralise;
 
 const WIDTH: f64 = 640.0;
 const LEFT: f64 = 96.0;
@@ -14,6 +18,14 @@ const BASELINE_COLOUR: &str = "#5b7db1";
 const CANDIDATE_COLOUR: &str = "#e0822b";
 const OUTLIER_COLOUR: &str = "#c62828";
 const MUTED: &str = "#888";
+/// Points drawn per row at most: beyond it every k-th sample is drawn (the box uses them all),
+/// so a run of many samples still gives a page a browser opens quickly.
+const MAX_POINTS: usize = 2_000;
+
+/// Whether `[low, high]` can be scaled: both ends and the span are finite numbers.
+fn placeable(low: f64, high: f64) -> bool {
+    low.is_finite() && high.is_finite() && (high - low).is_finite()
+}
 
 /// A linear map from data values to pixels.
 #[derive(Debug, Clone, Copy)]
@@ -68,6 +80,15 @@ pub(crate) fn ticks(low: f64, high: f64, count: usize) -> (Vec<f64>, usize) {
     (ticks, decimals)
 }
 
+/// A tick's label: fixed decimals in a readable range, scientific notation outside it.
+fn tick_label(value: f64, decimals: usize) -> String {
+    if decimals > 6 || value.abs() >= 1e7 {
+        format!("{value:.2e}")
+    } else {
+        format!("{value:.decimals$}")
+    }
+}
+
 /// The `q` quantile of sorted `values`, interpolated linearly.
 fn quantile(sorted: &[f64], q: f64) -> f64 {
     let at = q * (sorted.len() - 1) as f64;
@@ -75,8 +96,14 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[low] + (sorted[high] - sorted[low]) * (at - low as f64)
 }
 
-fn text(x: f64, y: f64, anchor: &str, content: impl Into<String>) -> Text {
-    Text::new(content)
+/// A tooltip; its text may come from a record.
+fn tip(content: impl AsRef<str>) -> Title {
+    Title::new(neutralise(content.as_ref()).into_owned())
+}
+
+/// A label; its text may come from a record.
+fn text(x: f64, y: f64, anchor: &str, content: impl AsRef<str>) -> Text {
+    Text::new(neutralise(content.as_ref()).into_owned())
         .set("x", x)
         .set("y", y)
         .set("text-anchor", anchor)
@@ -102,14 +129,14 @@ fn x_axis(scale: Scale, y: f64, unit: &str) -> Group {
     for tick in ticks {
         let x = scale.at(tick);
         axis.append(line(x, y, x, y + 4.0, MUTED));
-        axis.append(text(x, y + 16.0, "middle", format!("{tick:.decimals$}")));
+        axis.append(text(x, y + 16.0, "middle", tick_label(tick, decimals)));
     }
     axis.append(text(scale.to.1, y + 30.0, "end", unit));
     axis
 }
 
 /// A vertical axis at `x` with its ticks and labels, and light grid lines across to `right`.
-fn y_axis(scale: Scale, x: f64, right: f64, format: impl Fn(f64, usize) -> String) -> Group {
+fn y_axis(scale: Scale, x: f64, right: f64, suffix: &str) -> Group {
     let (low, high) = (
         scale.from.0.min(scale.from.1),
         scale.from.0.max(scale.from.1),
@@ -119,7 +146,12 @@ fn y_axis(scale: Scale, x: f64, right: f64, format: impl Fn(f64, usize) -> Strin
     for tick in ticks {
         let y = scale.at(tick);
         axis.append(line(x, y, right, y, "#eee"));
-        axis.append(text(x - 6.0, y + 4.0, "end", format(tick, decimals)));
+        axis.append(text(
+            x - 6.0,
+            y + 4.0,
+            "end",
+            format!("{}{suffix}", tick_label(tick, decimals)),
+        ));
     }
     axis
 }
@@ -131,7 +163,7 @@ fn document(class: &str, height: f64, title: &str) -> Document {
         .set("width", WIDTH)
         .set("height", height)
         .set("role", "img")
-        .add(Title::new(title))
+        .add(tip(title))
 }
 
 /// One side of a shape's samples for [`samples`].
@@ -157,6 +189,8 @@ pub fn samples(title: &str, rows: &[SampleRow<'_>], fences: Option<(f64, f64)>) 
         values.sort_by(f64::total_cmp);
         values
     };
+    // Fences a hand-edited record inverted (a negative factor) fence nothing.
+    let fences = fences.filter(|(low, high)| low <= high);
     let sorted: Vec<Vec<f64>> = rows.iter().map(finite).collect();
     let all = || sorted.iter().flatten().copied();
     let inside = |v: f64| fences.is_none_or(|(low, high)| v >= low && v <= high);
@@ -176,6 +210,9 @@ pub fn samples(title: &str, rows: &[SampleRow<'_>], fences: Option<(f64, f64)>) 
     } else {
         (min - 0.05 * span, max + 0.05 * span)
     };
+    if !placeable(min, max) || !placeable(domain.0, domain.1) {
+        return String::new();
+    }
     let row_height = 46.0;
     let height = 8.0 + rows.len() as f64 * row_height + AXIS;
     let scale = Scale::new(domain, (LEFT, WIDTH - RIGHT));
@@ -229,7 +266,7 @@ fn strip(
         return group.add(text(LEFT + 4.0, middle + 4.0, "start", "no samples"));
     }
     let median = quantile(values, 0.5);
-    group.append(Title::new(format!(
+    group.append(tip(format!(
         "{}: {} samples, median {median:.3} µs, {outside} outside the fences",
         row.label,
         values.len()
@@ -258,6 +295,15 @@ fn strip(
         );
     }
     let (mut left_of, mut right_of) = (0, 0);
+    let every = values.len().div_ceil(MAX_POINTS);
+    if every > 1 {
+        group.append(text(
+            WIDTH - RIGHT,
+            middle + 20.0,
+            "end",
+            format!("every {every}th sample drawn"),
+        ));
+    }
     for (i, value) in values.iter().enumerate() {
         if value < &scale.from.0 {
             left_of += 1;
@@ -265,6 +311,9 @@ fn strip(
         }
         if value > &scale.from.1 {
             right_of += 1;
+            continue;
+        }
+        if i % every != 0 && inside(*value) {
             continue;
         }
         // A fixed jitter (the golden ratio's fractional parts) spreads the points the same way
@@ -345,13 +394,17 @@ pub fn rounds(
     let low = values.iter().copied().fold(f64::INFINITY, f64::min);
     let high = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let pad = (high - low) * 0.08;
+    if !placeable(low - pad, high + pad) {
+        return String::new();
+    }
     let y = Scale::new((low - pad, high + pad), (height - AXIS, 18.0));
     let x = Scale::new((0.5, ratios.len() as f64 + 0.5), (LEFT, WIDTH - RIGHT));
     let mut document = document("rounds", height, title);
-    document.append(y_axis(y, LEFT, WIDTH - RIGHT, |tick, decimals| {
-        format!("{tick:.decimals$}×")
-    }));
-    if let Some([ci_low, ci_high]) = ci.filter(|ci| ci.iter().all(|v| v.is_finite())) {
+    document.append(y_axis(y, LEFT, WIDTH - RIGHT, "×"));
+    let ci = ci
+        .filter(|ci| ci.iter().all(|v| v.is_finite()))
+        .map(|[a, b]| [a.min(b), a.max(b)]);
+    if let Some([ci_low, ci_high]) = ci {
         document.append(
             Rectangle::new()
                 .set("class", "interval")
@@ -361,7 +414,7 @@ pub fn rounds(
                 .set("height", (y.at(ci_low) - y.at(ci_high)).max(1.0))
                 .set("fill", CANDIDATE_COLOUR)
                 .set("fill-opacity", 0.15)
-                .add(Title::new(format!(
+                .add(tip(format!(
                     "interval of the ratio: [{ci_low:.3}, {ci_high:.3}]"
                 ))),
         );
@@ -385,7 +438,7 @@ pub fn rounds(
                 .set("cy", y.at(*ratio))
                 .set("r", 3.5)
                 .set("fill", CANDIDATE_COLOUR)
-                .add(Title::new(format!("round {round}: {ratio:.4}×"))),
+                .add(tip(format!("round {round}: {ratio:.4}×"))),
         );
         document.append(text(
             x.at(round as f64),
@@ -421,15 +474,16 @@ pub fn trend(title: &str, points: &[TrendPoint], changes: &[(usize, f64)]) -> St
     let low = values.iter().copied().fold(f64::INFINITY, f64::min);
     let high = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let pad = (high - low).max(high.abs() * 0.01) * 0.1;
+    if !placeable(low - pad, high + pad) {
+        return String::new();
+    }
     let y = Scale::new((low - pad, high + pad), (height - AXIS, 14.0));
     let x = Scale::new(
         (0.0, (points.len().max(2) - 1) as f64),
         (LEFT, WIDTH - RIGHT),
     );
     let mut document = document("trend", height, title);
-    document.append(y_axis(y, LEFT, WIDTH - RIGHT, |tick, decimals| {
-        format!("{tick:.decimals$}")
-    }));
+    document.append(y_axis(y, LEFT, WIDTH - RIGHT, ""));
     document.append(text(LEFT + 4.0, 10.0, "start", "median µs"));
     let mut starts: Vec<usize> = vec![0];
     starts.extend(changes.iter().map(|(index, _)| *index));
@@ -474,10 +528,7 @@ pub fn trend(title: &str, points: &[TrendPoint], changes: &[(usize, f64)]) -> St
                 .set("cy", y.at(point.value))
                 .set("r", 2.5)
                 .set("fill", BASELINE_COLOUR)
-                .add(Title::new(format!(
-                    "{}: {:.3} µs",
-                    point.label, point.value
-                ))),
+                .add(tip(format!("{}: {:.3} µs", point.label, point.value))),
         );
     }
     for (index, ratio) in changes {
@@ -523,6 +574,9 @@ pub fn speedups(title: &str, rows: &[SpeedupRow<'_>]) -> String {
     let low = values.iter().copied().fold(f64::INFINITY, f64::min);
     let high = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let pad = (high - low) * 0.05;
+    if !placeable(low - pad, high + pad) {
+        return String::new();
+    }
     let left = LEFT + 60.0;
     let x = Scale::new((low - pad, high + pad), (left, WIDTH - RIGHT));
     let mut document = document("speedups", height, title);
@@ -537,7 +591,7 @@ pub fn speedups(title: &str, rows: &[SpeedupRow<'_>]) -> String {
             CANDIDATE_COLOUR
         };
         document.append(text(left - 8.0, middle + 4.0, "end", row.label));
-        if let Some([ci_low, ci_high]) = row.ci {
+        if let Some([ci_low, ci_high]) = row.ci.filter(|ci| ci.iter().all(|v| v.is_finite())) {
             document.append(
                 line(x.at(ci_low), middle, x.at(ci_high), middle, colour).set("stroke-width", 2),
             );
@@ -550,7 +604,7 @@ pub fn speedups(title: &str, rows: &[SpeedupRow<'_>]) -> String {
                     .set("cy", middle)
                     .set("r", 4)
                     .set("fill", colour)
-                    .add(Title::new(format!("{}: {:.3}×", row.label, row.speedup))),
+                    .add(tip(format!("{}: {:.3}×", row.label, row.speedup))),
             );
         }
     }
@@ -623,5 +677,71 @@ mod tests {
         assert!(rounds("t", &[], None, 0.1).is_empty());
         assert!(trend("t", &[], &[]).is_empty());
         assert!(speedups("t", &[]).is_empty());
+    }
+
+    #[test]
+    fn values_too_far_apart_to_place_draw_nothing_rather_than_nan() {
+        let far = [1e308, -1e308, 1e308];
+        let row = [SampleRow {
+            label: "b",
+            samples: &far,
+            candidate: false,
+        }];
+        assert!(samples("t", &row, None).is_empty());
+        let points: Vec<TrendPoint> = far
+            .iter()
+            .map(|value| TrendPoint {
+                label: "c".into(),
+                value: *value,
+            })
+            .collect();
+        assert!(trend("t", &points, &[]).is_empty());
+        assert!(rounds("t", &[[1.0, 1.1]], None, 1e308).is_empty());
+        let tiny = [1e-300, 2e-300, 3e-300];
+        let svg = samples(
+            "t",
+            &[SampleRow {
+                label: "b",
+                samples: &tiny,
+                candidate: false,
+            }],
+            None,
+        );
+        assert!(!svg.contains("NaN") && svg.contains("e-300"), "{svg}");
+    }
+
+    #[test]
+    fn many_samples_are_thinned_inverted_fences_ignored_and_intervals_sorted() {
+        let many: Vec<f64> = (0..50_000)
+            .map(|i| 100.0 + f64::from(i % 97) * 0.01)
+            .collect();
+        let row = [SampleRow {
+            label: "b",
+            samples: &many,
+            candidate: false,
+        }];
+        let svg = samples("t", &row, Some((120.0, 80.0)));
+        let drawn = svg.matches("<circle").count();
+        assert!(drawn > 0 && drawn <= MAX_POINTS, "{drawn}");
+        assert!(svg.contains("every 25th sample drawn"));
+        let svg = rounds("t", &[[1.0, 1.5]], Some([1.6, 1.4]), 0.1);
+        assert!(
+            svg.contains("interval of the ratio: [1.400, 1.600]"),
+            "{svg}"
+        );
+    }
+
+    #[test]
+    fn controls_in_labels_are_shown_as_escapes() {
+        let svg = trend(
+            "k\u{202e}\u{1b}[31m",
+            &[TrendPoint {
+                label: "a\u{0}".into(),
+                value: 1.0,
+            }],
+            &[],
+        );
+        assert!(!svg.contains('\u{202e}') && !svg.contains('\u{1b}') && !svg.contains('\u{0}'));
+        assert!(svg.contains("\\u{202e}"));
     }
 }
