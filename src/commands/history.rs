@@ -199,9 +199,8 @@ fn changes_of<'a>(
 /// A page with the change points first, then a trend chart per series (each point a refresh,
 /// each segment's level drawn, each change marked with its ratio).
 fn html(report: &HistoryReport) -> String {
-    use crate::report::html::{page, plot};
+    use crate::report::html::{page, plot, safe};
     use maud::{html, PreEscaped};
-    let safe = |text: &str| crate::report::neutralise(text).into_owned();
     let chart = |series: &Series| {
         let points: Vec<plot::TrendPoint> = series
             .points

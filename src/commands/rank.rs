@@ -899,9 +899,8 @@ fn markdown(report: &RankReport) -> String {
 /// The ranking as a page: the contestants' speedups as a forest plot, the table with every
 /// shape, the elite's gate-4 evidence, and who was discarded or failed.
 fn html(report: &RankReport) -> String {
-    use crate::report::html::{page, plot};
+    use crate::report::html::{page, plot, safe};
     use maud::{html, PreEscaped};
-    let safe = |text: &str| crate::report::neutralise(text).into_owned();
     let mut rows: Vec<plot::SpeedupRow<'_>> = report
         .ranked
         .iter()

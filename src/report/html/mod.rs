@@ -41,7 +41,7 @@ impl Exporter for Html {
 
 /// Text from a record, safe for the page: visible escapes for controls, then HTML-escaped by
 /// maud where it is spliced in.
-fn safe(text: &str) -> String {
+pub(crate) fn safe(text: &str) -> String {
     neutralise(text).into_owned()
 }
 
