@@ -27,6 +27,16 @@ fn placeable(low: f64, high: f64) -> bool {
     low.is_finite() && high.is_finite() && (high - low).is_finite()
 }
 
+/// The range of the finite `values`, widened each way by `pad` times its span (a span of at
+/// least `min_span` times the largest value), or `None` when it cannot be placed.
+fn padded_range(values: &[f64], pad: f64, min_span: f64) -> Option<(f64, f64)> {
+    let finite = || values.iter().copied().filter(|v| v.is_finite());
+    let low = finite().fold(f64::INFINITY, f64::min);
+    let high = finite().fold(f64::NEG_INFINITY, f64::max);
+    let pad = (high - low).max(high.abs() * min_span) * pad;
+    placeable(low - pad, high + pad).then_some((low - pad, high + pad))
+}
+
 /// A linear map from data values to pixels.
 #[derive(Debug, Clone, Copy)]
 struct Scale {
@@ -390,14 +400,10 @@ pub fn rounds(
     let mut values = ratios.clone();
     values.extend([1.0 - threshold, 1.0 + threshold]);
     values.extend(ci.into_iter().flatten());
-    values.retain(|v| v.is_finite());
-    let low = values.iter().copied().fold(f64::INFINITY, f64::min);
-    let high = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let pad = (high - low) * 0.08;
-    if !placeable(low - pad, high + pad) {
+    let Some(range) = padded_range(&values, 0.08, 0.0) else {
         return String::new();
-    }
-    let y = Scale::new((low - pad, high + pad), (height - AXIS, 18.0));
+    };
+    let y = Scale::new(range, (height - AXIS, 18.0));
     let x = Scale::new((0.5, ratios.len() as f64 + 0.5), (LEFT, WIDTH - RIGHT));
     let mut document = document("rounds", height, title);
     document.append(y_axis(y, LEFT, WIDTH - RIGHT, "×"));
@@ -471,13 +477,10 @@ pub fn trend(title: &str, points: &[TrendPoint], changes: &[(usize, f64)]) -> St
         return String::new();
     }
     let height = 200.0;
-    let low = values.iter().copied().fold(f64::INFINITY, f64::min);
-    let high = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let pad = (high - low).max(high.abs() * 0.01) * 0.1;
-    if !placeable(low - pad, high + pad) {
+    let Some(range) = padded_range(&values, 0.1, 0.01) else {
         return String::new();
-    }
-    let y = Scale::new((low - pad, high + pad), (height - AXIS, 14.0));
+    };
+    let y = Scale::new(range, (height - AXIS, 14.0));
     let x = Scale::new(
         (0.0, (points.len().max(2) - 1) as f64),
         (LEFT, WIDTH - RIGHT),
@@ -570,15 +573,11 @@ pub fn speedups(title: &str, rows: &[SpeedupRow<'_>]) -> String {
         values.push(row.speedup);
         values.extend(row.ci.into_iter().flatten());
     }
-    values.retain(|v| v.is_finite());
-    let low = values.iter().copied().fold(f64::INFINITY, f64::min);
-    let high = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let pad = (high - low) * 0.05;
-    if !placeable(low - pad, high + pad) {
+    let Some(range) = padded_range(&values, 0.05, 0.0) else {
         return String::new();
-    }
+    };
     let left = LEFT + 60.0;
-    let x = Scale::new((low - pad, high + pad), (left, WIDTH - RIGHT));
+    let x = Scale::new(range, (left, WIDTH - RIGHT));
     let mut document = document("speedups", height, title);
     document.append(
         line(x.at(1.0), 4.0, x.at(1.0), height - AXIS, MUTED).set("stroke-dasharray", "4 3"),
